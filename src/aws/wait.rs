@@ -1,0 +1,120 @@
+//! Bounded waiting and retrying: every wait has a timeout and reports progress through events;
+//! every retry is limited to the transient classes and backs off exponentially with jitter.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use super::errors::{AwsError, ErrorClass};
+use crate::events::{Event, Observer};
+
+/// Timing knobs. Tests shorten them through the environment; defaults suit real AWS.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// First retry delay; doubles per attempt up to `retry_cap`.
+    pub retry_base: Duration,
+    pub retry_cap: Duration,
+    /// Attempts for a call failing transiently (IAM propagation takes up to a few minutes).
+    pub retry_attempts: u32,
+    /// Poll interval while waiting for a resource to become ready.
+    pub poll: Duration,
+    /// How often a still-running wait is reported.
+    pub report_every: Duration,
+}
+
+impl Timing {
+    pub fn from_env() -> Timing {
+        let ms = |k: &str, d: u64| {
+            Duration::from_millis(std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d))
+        };
+        Timing {
+            retry_base: ms("PIPECTL_RETRY_BASE_MS", 1000),
+            retry_cap: ms("PIPECTL_RETRY_CAP_MS", 20_000),
+            retry_attempts: std::env::var("PIPECTL_RETRY_ATTEMPTS").ok().and_then(|v| v.parse().ok()).unwrap_or(12),
+            poll: ms("PIPECTL_POLL_MS", 10_000),
+            report_every: ms("PIPECTL_REPORT_MS", 30_000),
+        }
+    }
+}
+
+/// What a step needs to call AWS and report progress.
+pub struct Ctx<'a> {
+    pub aws: &'a super::Aws,
+    pub obs: &'a dyn Observer,
+    pub id: &'a str,
+    pub timing: Timing,
+}
+
+impl Ctx<'_> {
+    pub fn note(&self, message: impl Into<String>) {
+        self.obs.event(Event::Note { id: self.id.to_string(), message: message.into() });
+    }
+
+    /// Runs `f`, retrying throttling, IAM propagation and "busy" errors with backoff.
+    pub async fn retry<T, F, Fut>(&self, what: &str, mut f: F) -> Result<T, AwsError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, AwsError>>,
+    {
+        let mut attempt = 0;
+        loop {
+            match f().await {
+                Ok(v) => return Ok(v),
+                Err(e) if matches!(e.class, ErrorClass::Throttled | ErrorClass::NotYetPropagated | ErrorClass::Busy)
+                    && attempt + 1 < self.timing.retry_attempts =>
+                {
+                    attempt += 1;
+                    let exp = self.timing.retry_base.saturating_mul(1 << attempt.min(16));
+                    let cap = exp.min(self.timing.retry_cap);
+                    // Half fixed, half jitter: spreads retries of parallel steps.
+                    let delay = cap / 2 + cap.mul_f64(fastrand::f64() / 2.0);
+                    self.obs.event(Event::Retrying {
+                        id: self.id.to_string(),
+                        what: what.to_string(),
+                        error: e.to_string(),
+                        attempt,
+                        delay,
+                    });
+                    tokio::time::sleep(delay).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Polls `check` until it answers `Ok(None)` (ready) or `timeout` passes; `Ok(Some(s))`
+    /// means "not yet, status s". Progress is reported every `report_every`.
+    pub async fn wait_until<F, Fut>(&self, what: &str, timeout: Duration, mut check: F) -> Result<(), AwsError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<Option<String>, AwsError>>,
+    {
+        let start = Instant::now();
+        let mut last_report = Instant::now();
+        loop {
+            match self.retry(what, &mut check).await? {
+                None => return Ok(()),
+                Some(status) => {
+                    let elapsed = start.elapsed();
+                    if elapsed > timeout {
+                        return Err(AwsError::local(
+                            what,
+                            self.id,
+                            "WaitTimeout",
+                            format!("still {status} after {}s (limit {}s); rerun plan to see what is left", elapsed.as_secs(), timeout.as_secs()),
+                        ));
+                    }
+                    if last_report.elapsed() >= self.timing.report_every || elapsed < self.timing.poll {
+                        self.obs.event(Event::Waiting {
+                            id: self.id.to_string(),
+                            what: what.to_string(),
+                            status,
+                            elapsed,
+                        });
+                        last_report = Instant::now();
+                    }
+                    tokio::time::sleep(self.timing.poll).await;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! Commands that never call AWS: `estimate`, `bundle`, `invoke`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+
+use super::{CliResult, SpecArg};
+use crate::producer::encode::RowEncoder;
+use crate::transform;
+
+#[derive(Args, Debug)]
+pub struct EstimateArgs {
+    /// Average record size in KB (1-1024).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub record_kb: u32,
+    /// Records written per second (all producers together).
+    #[arg(long)]
+    pub records_per_sec: u64,
+    /// Consumer applications reading the stream.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub consumers: u32,
+}
+
+pub fn estimate(a: EstimateArgs) -> CliResult {
+    println!("{}", crate::estimate::estimate(a.record_kb, a.records_per_sec, a.consumers));
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args, Debug)]
+pub struct BundleArgs {
+    #[command(flatten)]
+    pub spec: SpecArg,
+    /// Output directory (default: dist/ in the pipectl sources).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Also build the standalone producer binary (compiles the Kinesis SDK in release mode).
+    #[arg(long)]
+    pub producer: bool,
+}
+
+pub fn bundle(a: BundleArgs) -> CliResult {
+    // The spec is validated so a bundle is never built for a stack that cannot be applied.
+    a.spec.load()?;
+    let out = a.out.unwrap_or_else(crate::bundle::default_out_dir);
+    let art = crate::bundle::bundle(&out, a.producer)?;
+    println!("{}", art.zip.display());
+    println!("  size:       {} bytes", art.size);
+    println!("  CodeSha256: {}", art.code_sha256);
+    println!("  built with: {}", art.builder);
+    match art.glibc {
+        Some((a, b)) => println!("  needs:      GLIBC_{a}.{b} (Lambda provided.al2023 has 2.34)"),
+        None => println!("  needs:      no versioned glibc symbols"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args, Debug)]
+pub struct InvokeArgs {
+    #[command(flatten)]
+    pub spec: SpecArg,
+    /// The pipeline whose schema to use.
+    #[arg(long)]
+    pub pipeline: String,
+    /// A Firehose transformation event (JSON); prints the response.
+    #[arg(long, conflicts_with_all = ["csv", "mapping"])]
+    pub event: Option<PathBuf>,
+    /// Encode the CSV rows as the producer would and transform them; reports every failing row.
+    #[arg(long, conflicts_with = "mapping")]
+    pub csv: Option<PathBuf>,
+    /// Print the index template derived from the schema.
+    #[arg(long)]
+    pub mapping: bool,
+    /// With --csv: print the JSON documents (one per line).
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn invoke(a: InvokeArgs) -> CliResult {
+    let loaded = a.spec.load()?;
+    let p = loaded
+        .spec
+        .pipeline(&a.pipeline)
+        .ok_or_else(|| format!("no pipeline named {:?} in {}", a.pipeline, a.spec.file.display()))?;
+    let schema = &p.schema;
+    if a.mapping {
+        println!("{}", serde_json::to_string_pretty(&schema.index_template(&p.delivery.index))?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(path) = a.event {
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+        let event: aws_lambda_events::event::firehose::KinesisFirehoseEvent = serde_json::from_str(&text)
+            .map_err(|e| format!("{} is not a Firehose transformation event: {e}", path.display()))?;
+        let (response, failures) = transform::handle(schema, &event);
+        for f in &failures {
+            eprintln!("record {} ({}) failed: {}", f.position, f.record_id, f.reason);
+        }
+        println!("{}", serde_json::to_string_pretty(&response)?);
+        return Ok(if failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) });
+    }
+    let Some(csv_path) = a.csv else {
+        return Err("invoke needs --event FILE, --csv FILE or --mapping".into());
+    };
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_path(&csv_path)
+        .map_err(|e| format!("reading {}: {e}", csv_path.display()))?;
+    let headers = reader.byte_headers()?.clone();
+    let encoder = RowEncoder::new(schema, &headers, None)?;
+    let now = chrono::Utc::now().timestamp_millis();
+    let (mut ok, mut failed, mut row) = (0u64, 0u64, 0u64);
+    let mut raw = csv::ByteRecord::new();
+    let mut batch: Vec<Vec<u8>> = Vec::with_capacity(500);
+    let mut rows: Vec<u64> = Vec::with_capacity(500);
+    let flush = |batch: &mut Vec<Vec<u8>>, rows: &mut Vec<u64>, ok: &mut u64, failed: &mut u64| {
+        let event = transform::event_from_records(std::mem::take(batch), now);
+        let (response, failures) = transform::handle(schema, &event);
+        for f in &failures {
+            // Row numbers count data rows from 1; the file line is one more (the header).
+            let r = rows[f.position];
+            println!("row {r} (line {}): failed: {}", r + 1, f.reason);
+        }
+        *failed += failures.len() as u64;
+        *ok += (response.records.len() - failures.len()) as u64;
+        if a.json {
+            for rec in &response.records {
+                if rec.result.as_deref() == Some(transform::RESULT_OK) {
+                    println!("{}", String::from_utf8_lossy(&rec.data.0));
+                }
+            }
+        }
+        rows.clear();
+    };
+    while reader.read_byte_record(&mut raw)? {
+        row += 1;
+        let mut out = Vec::new();
+        match encoder.encode(row, &raw, &mut out) {
+            Ok(_) => {
+                batch.push(out);
+                rows.push(row);
+            }
+            Err(e) => {
+                println!("row {row} (line {}): failed: {e}", row + 1);
+                failed += 1;
+            }
+        }
+        if batch.len() == 500 {
+            flush(&mut batch, &mut rows, &mut ok, &mut failed);
+        }
+    }
+    if !batch.is_empty() {
+        flush(&mut batch, &mut rows, &mut ok, &mut failed);
+    }
+    eprintln!("{row} rows: {ok} Ok, {failed} failed");
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}

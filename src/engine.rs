@@ -1,0 +1,185 @@
+//! The two impure halves around `plan::build`: `observe` reads live AWS (in parallel, never
+//! mutating), `execute` carries out a Plan step by step in dependency order, independent steps
+//! in parallel. The executor decides nothing: it runs each step's operations as written.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::task::JoinSet;
+
+use crate::aws::wait::{Ctx, Timing};
+use crate::aws::{Aws, AwsError};
+use crate::events::{Event, Observer};
+use crate::plan::build::Observed;
+use crate::plan::{fingerprint, Plan};
+use crate::resources::{self, Kind, ResourceId};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("reading {id}")]
+    Read {
+        id: String,
+        #[source]
+        source: AwsError,
+    },
+    #[error("looking for resources tagged as owned by stack {stack} ({kind})")]
+    Discover {
+        stack: String,
+        kind: &'static str,
+        #[source]
+        source: AwsError,
+    },
+}
+
+/// Reads every id in `ids` and, by tag, every resource the stack owns; all in parallel.
+pub async fn observe(aws: &Aws, stack: &str, ids: &[ResourceId]) -> Result<Observed, EngineError> {
+    let mut discovery = JoinSet::new();
+    for kind in Kind::ALL {
+        let (aws, stack) = (aws.clone(), stack.to_string());
+        discovery.spawn(async move {
+            let r = resources::discover(&aws, kind, &stack).await;
+            (kind, r)
+        });
+    }
+    let mut observed = Observed::default();
+    let mut reads = JoinSet::new();
+    for id in ids {
+        let (aws, id) = (aws.clone(), id.clone());
+        reads.spawn(async move {
+            let r = resources::read(&aws, &id).await;
+            (id, r)
+        });
+    }
+    while let Some(j) = discovery.join_next().await {
+        let (kind, r) = j.expect("discovery task does not panic");
+        let names = r.map_err(|source| EngineError::Discover { stack: stack.to_string(), kind: kind.label(), source })?;
+        for n in names {
+            observed.discovered.insert(ResourceId::new(kind, n));
+        }
+    }
+    let wanted: BTreeSet<&ResourceId> = ids.iter().collect();
+    for id in observed.discovered.iter().filter(|id| !wanted.contains(id)) {
+        let (aws, id) = (aws.clone(), id.clone());
+        reads.spawn(async move {
+            let r = resources::read(&aws, &id).await;
+            (id, r)
+        });
+    }
+    while let Some(j) = reads.join_next().await {
+        let (id, r) = j.expect("read task does not panic");
+        let live = r.map_err(|source| EngineError::Read { id: id.to_string(), source })?;
+        observed.live.insert(id, live);
+    }
+    Ok(observed)
+}
+
+/// The ids whose live state no longer matches the fingerprints recorded in `plan`.
+pub async fn moved_since(aws: &Aws, plan: &Plan) -> Result<Vec<String>, EngineError> {
+    let mut moved = Vec::new();
+    for (id_text, fp) in &plan.observed {
+        let Some(id) = parse_id(id_text) else { continue };
+        let live = resources::read(aws, &id).await.map_err(|source| EngineError::Read { id: id_text.clone(), source })?;
+        if &fingerprint(live.as_ref()) != fp {
+            moved.push(id_text.clone());
+        }
+    }
+    Ok(moved)
+}
+
+fn parse_id(s: &str) -> Option<ResourceId> {
+    let (kind, name) = s.split_once('.')?;
+    let kind = Kind::ALL.into_iter().find(|k| k.label() == kind)?;
+    Some(ResourceId::new(kind, name))
+}
+
+/// What happened to each step.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub done: Vec<ResourceId>,
+    pub failed: Vec<(ResourceId, AwsError)>,
+    pub skipped: Vec<ResourceId>,
+}
+
+impl Outcome {
+    pub fn ok(&self) -> bool {
+        self.failed.is_empty() && self.skipped.is_empty()
+    }
+}
+
+/// Executes `plan`: a step starts when every step it depends on has finished; steps whose
+/// dependencies failed are skipped; independent steps run in parallel.
+pub async fn execute(aws: &Aws, plan: &Plan, obs: Arc<dyn Observer>, timing: Timing) -> Outcome {
+    let mut outcome = Outcome::default();
+    let mut pending: BTreeMap<usize, &crate::plan::Step> = plan.steps.iter().enumerate().collect();
+    let mut finished: BTreeSet<ResourceId> = BTreeSet::new();
+    let mut broken: BTreeSet<ResourceId> = BTreeSet::new();
+    let in_plan: BTreeSet<&ResourceId> = plan.steps.iter().map(|s| &s.id).collect();
+    let mut running = JoinSet::new();
+    loop {
+        // Skip what can never run, start what can.
+        let mut progressed = true;
+        while progressed {
+            progressed = false;
+            let keys: Vec<usize> = pending.keys().copied().collect();
+            for i in keys {
+                let step = pending[&i];
+                let deps: Vec<&ResourceId> = step.depends_on.iter().filter(|d| in_plan.contains(d)).collect();
+                if let Some(bad) = deps.iter().find(|d| broken.contains(**d)) {
+                    obs.event(Event::Skipped { id: step.id.to_string(), because: format!("{bad} failed") });
+                    broken.insert(step.id.clone());
+                    outcome.skipped.push(step.id.clone());
+                    pending.remove(&i);
+                    progressed = true;
+                } else if deps.iter().all(|d| finished.contains(*d)) {
+                    pending.remove(&i);
+                    let (aws, obs, step) = (aws.clone(), obs.clone(), step.clone());
+                    running.spawn(async move {
+                        let id = step.id.to_string();
+                        let ctx = Ctx { aws: &aws, obs: obs.as_ref(), id: &id, timing };
+                        obs.event(Event::Started { id: id.clone(), action: format!("{:?}", step.action).to_lowercase() });
+                        let start = Instant::now();
+                        let mut result = Ok(());
+                        for op in &step.ops {
+                            result = resources::execute(&ctx, op).await;
+                            if result.is_err() {
+                                break;
+                            }
+                        }
+                        match &result {
+                            Ok(()) => obs.event(Event::Finished { id: id.clone(), elapsed: start.elapsed() }),
+                            Err(e) => obs.event(Event::Failed { id: id.clone(), error: e.to_string() }),
+                        }
+                        (step.id, result)
+                    });
+                    progressed = true;
+                }
+            }
+        }
+        let Some(j) = running.join_next().await else { break };
+        let (id, result) = j.expect("step task does not panic");
+        match result {
+            Ok(()) => {
+                finished.insert(id.clone());
+                outcome.done.push(id);
+            }
+            Err(e) => {
+                broken.insert(id.clone());
+                outcome.failed.push((id, e));
+            }
+        }
+    }
+    outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_parse_back() {
+        assert_eq!(parse_id("kinesis_stream.DataStream"), Some(ResourceId::new(Kind::KinesisStream, "DataStream")));
+        assert_eq!(parse_id("s3_bucket.a.b.c"), Some(ResourceId::new(Kind::S3Bucket, "a.b.c")));
+        assert_eq!(parse_id("nope.x"), None);
+    }
+}

@@ -1,0 +1,168 @@
+//! `build`: desired state + observed live state → Plan. Pure (no client, no clock): everything
+//! it decides is visible in the Plan it returns, and the executor only carries it out.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
+
+use super::{fingerprint, Action, Conflict, Mode, Plan, Step, FORMAT_VERSION};
+use crate::resources::{diff, owned_by, update_op, Change, Desired, Kind, Live, ResourceId};
+use crate::spec::STACK_TAG;
+
+/// What was read from AWS.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Observed {
+    /// Every resource read: the desired ones and the discovered ones. `None`: absent.
+    pub live: BTreeMap<ResourceId, Option<Live>>,
+    /// Resources found by their ownership tag (whether or not the spec still names them).
+    pub discovered: BTreeSet<ResourceId>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    pub mode: Mode,
+    /// Take over same-named resources without the stack's tag.
+    pub adopt: bool,
+    /// Delete buckets that still hold objects.
+    pub purge: bool,
+}
+
+pub struct Target<'a> {
+    pub stack: &'a str,
+    pub region: &'a str,
+    pub account: &'a str,
+}
+
+/// The attributes of a resource to be created, for display.
+fn creation_summary(d: &Desired) -> Vec<Change> {
+    let Ok(Value::Object(m)) = serde_json::to_value(d) else { return vec![] };
+    m.into_iter()
+        .filter(|(k, _)| k != "kind")
+        .map(|(k, v)| Change { attr: k, before: Value::Null, after: v, forces_replace: false })
+        .collect()
+}
+
+pub fn build(t: &Target<'_>, desired: &[Desired], observed: &Observed, opts: Options) -> Plan {
+    let mut steps: Vec<Step> = Vec::new();
+    let mut conflicts = Vec::new();
+    let mut left_alone = Vec::new();
+    let wanted: BTreeSet<ResourceId> = desired.iter().map(Desired::id).collect();
+    let live_of = |id: &ResourceId| observed.live.get(id).and_then(Option::as_ref);
+
+    match opts.mode {
+        Mode::Apply => {
+            for d in desired {
+                let id = d.id();
+                let Some(live) = live_of(&id) else {
+                    steps.push(Step {
+                        id,
+                        action: Action::Create,
+                        depends_on: vec![],
+                        changes: creation_summary(d),
+                        data_loss: None,
+                        ops: vec![d.create_op()],
+                    });
+                    continue;
+                };
+                let owned = owned_by(live.tags(), t.stack);
+                if !owned && !opts.adopt {
+                    let owner = live.tags().get(STACK_TAG).map(|s| format!("owned by stack {s:?}")).unwrap_or_else(|| "not managed by pipectl".into());
+                    conflicts.push(Conflict {
+                        id: id.clone(),
+                        message: format!("{id} exists but is {owner} (no tag {STACK_TAG}={}); pipectl will not take it over (apply --adopt does, explicitly)", t.stack),
+                    });
+                    continue;
+                }
+                let changes = diff(d, live);
+                if changes.is_empty() {
+                    continue;
+                }
+                let replace = changes.iter().any(|c| c.forces_replace);
+                let (action, ops, data_loss) = if replace {
+                    (Action::Replace, vec![live.delete_op(&id, false), d.create_op()], id.kind.data_loss().map(str::to_string))
+                } else {
+                    (if owned { Action::Update } else { Action::Adopt }, vec![update_op(d, live)], None)
+                };
+                steps.push(Step { id, action, depends_on: vec![], changes, data_loss, ops });
+            }
+            for id in &observed.discovered {
+                if wanted.contains(id) {
+                    continue;
+                }
+                if let Some(live) = live_of(id) {
+                    steps.push(delete_step(id, live, opts.purge));
+                }
+            }
+        }
+        Mode::Destroy => {
+            let mut ids: BTreeSet<ResourceId> = observed.discovered.clone();
+            for id in &wanted {
+                match live_of(id) {
+                    Some(live) if owned_by(live.tags(), t.stack) => {
+                        ids.insert(id.clone());
+                    }
+                    Some(_) => left_alone.push(id.clone()),
+                    None => {}
+                }
+            }
+            for id in &ids {
+                if let Some(live) = live_of(id) {
+                    steps.push(delete_step(id, live, opts.purge));
+                }
+            }
+        }
+    }
+
+    order(&mut steps, desired);
+    Plan {
+        format_version: FORMAT_VERSION,
+        stack: t.stack.to_string(),
+        mode: opts.mode,
+        region: t.region.to_string(),
+        account: t.account.to_string(),
+        steps,
+        conflicts,
+        left_alone,
+        observed: observed.live.iter().map(|(id, l)| (id.to_string(), fingerprint(l.as_ref()))).collect(),
+    }
+}
+
+fn delete_step(id: &ResourceId, live: &Live, purge: bool) -> Step {
+    let loss = id.kind.data_loss().map(|l| match live.summary() {
+        Some(s) => format!("{l} ({s})"),
+        None => l.to_string(),
+    });
+    Step { id: id.clone(), action: Action::Delete, depends_on: vec![], changes: vec![], data_loss: loss, ops: vec![live.delete_op(id, purge)] }
+}
+
+/// Orders steps and fills `depends_on`: creations and updates after what they refer to;
+/// deletions before what refers... after everything of a higher rank is deleted.
+fn order(steps: &mut [Step], desired: &[Desired]) {
+    let requires: BTreeMap<ResourceId, Vec<ResourceId>> = desired.iter().map(|d| (d.id(), d.requires())).collect();
+    let building: BTreeSet<ResourceId> = steps.iter().filter(|s| s.action != Action::Delete).map(|s| s.id.clone()).collect();
+    let deleting: Vec<(Kind, ResourceId)> = steps
+        .iter()
+        .filter(|s| matches!(s.action, Action::Delete | Action::Replace))
+        .map(|s| (s.id.kind, s.id.clone()))
+        .collect();
+    for s in steps.iter_mut() {
+        s.depends_on = if s.action == Action::Delete {
+            deleting.iter().filter(|(k, id)| k.rank() > s.id.kind.rank() && id != &s.id).map(|(_, id)| id.clone()).collect()
+        } else {
+            requires.get(&s.id).map(|r| r.iter().filter(|id| building.contains(*id)).cloned().collect()).unwrap_or_default()
+        };
+    }
+    steps.sort_by(|a, b| {
+        let key = |s: &Step| {
+            if s.action == Action::Delete {
+                (1u8, 10 - s.id.kind.rank(), s.id.clone())
+            } else {
+                (0u8, s.id.kind.rank(), s.id.clone())
+            }
+        };
+        key(a).cmp(&key(b))
+    });
+}
+
+#[cfg(test)]
+mod tests;

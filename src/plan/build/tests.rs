@@ -1,0 +1,286 @@
+//! Plan building as a table of situations, and golden snapshots of its text and JSON renders.
+
+use super::*;
+use crate::model::{resolve, Context};
+use crate::plan::render;
+use crate::resources::normalize::canonical;
+use crate::resources::{bucket, delivery, domain, function, role, stream};
+
+fn cx() -> Context {
+    Context { account: "123456789012".into(), region: "eu-west-1".into(), code_sha256: "h=".into(), zip_path: "dist/transform.zip".into() }
+}
+
+fn desired() -> Vec<Desired> {
+    let spec = crate::spec::parse("s.yaml", include_str!("../../../stacks/crime-data.yaml")).unwrap().spec;
+    resolve(&spec, &cx())
+}
+
+/// The live state AWS would report right after applying `d`.
+fn converged(d: &Desired) -> Live {
+    match d {
+        Desired::IamRole(r) => Live::IamRole(role::Live {
+            name: r.name.clone(),
+            arn: format!("arn:aws:iam::123456789012:role/pipectl/{}", r.name),
+            path: r.path.clone(),
+            trust: canonical(&r.trust),
+            inline: r.inline.iter().map(|(k, v)| (k.clone(), canonical(v))).collect(),
+            managed: vec![],
+            created: Some("2026-11-28T00:00:00Z".into()),
+            tags: r.tags.clone(),
+        }),
+        Desired::S3Bucket(b) => Live::S3Bucket(bucket::Live {
+            name: b.name.clone(),
+            encryption: Some("AES256".into()),
+            public_access_block: Some([true; 4]),
+            objects: 0,
+            objects_truncated: false,
+            tags: b.tags.clone(),
+        }),
+        Desired::KinesisStream(s) => Live::KinesisStream(stream::Live {
+            name: s.name.clone(),
+            arn: format!("arn:aws:kinesis:eu-west-1:123456789012:stream/{}", s.name),
+            status: "ACTIVE".into(),
+            on_demand: false,
+            shards: s.shards,
+            retention_hours: s.retention_hours,
+            encrypted: s.encrypt,
+            created: None,
+            tags: s.tags.clone(),
+        }),
+        Desired::SearchDomain(x) => Live::SearchDomain(domain::Live {
+            name: x.name.clone(),
+            arn: format!("arn:aws:es:eu-west-1:123456789012:domain/{}", x.name),
+            engine: x.engine.clone(),
+            instance_type: x.instance_type.clone(),
+            instance_count: x.instance_count,
+            volume_gb: Some(x.volume_gb),
+            encrypt_at_rest: x.encrypt_at_rest,
+            node_to_node: x.node_to_node,
+            enforce_https: x.enforce_https,
+            access_policy: canonical(&x.access_policy),
+            processing: false,
+            endpoint: Some("e".into()),
+            tags: x.tags.clone(),
+        }),
+        Desired::LambdaFunction(f) => Live::LambdaFunction(function::Live {
+            name: f.name.clone(),
+            arn: format!("arn:aws:lambda:eu-west-1:123456789012:function:{}", f.name),
+            role_arn: f.role_arn.clone(),
+            runtime: f.runtime.clone(),
+            handler: f.handler.clone(),
+            architecture: f.architecture.clone(),
+            memory_mb: f.memory_mb,
+            timeout_s: f.timeout_s,
+            env: f.env.clone(),
+            code_sha256: f.code_sha256.clone(),
+            state: "Active".into(),
+            last_update_status: "Successful".into(),
+            tags: f.tags.clone(),
+        }),
+        Desired::DeliveryStream(x) => Live::DeliveryStream(delivery::Live {
+            name: x.name.clone(),
+            arn: format!("arn:aws:firehose:eu-west-1:123456789012:deliverystream/{}", x.name),
+            status: "ACTIVE".into(),
+            version_id: "1".into(),
+            destination_id: "destinationId-000000000001".into(),
+            source_stream_arn: Some(x.stream_arn.clone()),
+            source_role_arn: Some(x.role_arn.clone()),
+            family: Some(x.family),
+            role_arn: Some(x.role_arn.clone()),
+            domain_arn: Some(x.domain_arn.clone()),
+            index: Some(x.index.clone()),
+            buffer_mb: Some(x.buffer_mb),
+            buffer_s: Some(x.buffer_s),
+            retry_s: Some(x.retry_s),
+            backup_mode: Some("FailedDocumentsOnly".into()),
+            bucket_arn: Some(x.bucket_arn.clone()),
+            failed_prefix: Some(x.failed_prefix.clone()),
+            processing_enabled: true,
+            processor: x.processor.clone(),
+            created: None,
+            tags: x.tags.clone(),
+        }),
+    }
+}
+
+fn all_live(d: &[Desired]) -> Observed {
+    Observed {
+        live: d.iter().map(|x| (x.id(), Some(converged(x)))).collect(),
+        discovered: d.iter().map(Desired::id).collect(),
+    }
+}
+
+fn nothing(d: &[Desired]) -> Observed {
+    Observed { live: d.iter().map(|x| (x.id(), None)).collect(), discovered: BTreeSet::new() }
+}
+
+const T: Target<'static> = Target { stack: "crime-data", region: "eu-west-1", account: "123456789012" };
+const APPLY: Options = Options { mode: Mode::Apply, adopt: false, purge: false };
+const DESTROY: Options = Options { mode: Mode::Destroy, adopt: false, purge: false };
+
+fn id(kind: Kind, name: &str) -> ResourceId {
+    ResourceId::new(kind, name)
+}
+
+fn live_mut<'a>(o: &'a mut Observed, i: &ResourceId) -> &'a mut Live {
+    o.live.get_mut(i).unwrap().as_mut().unwrap()
+}
+
+#[test]
+fn nothing_to_do_when_converged() {
+    let d = desired();
+    let p = build(&T, &d, &all_live(&d), APPLY);
+    assert!(p.is_empty(), "{}", render::text(&p));
+    assert!(render::text(&p).ends_with("No changes."));
+}
+
+#[test]
+fn everything_is_created_in_dependency_order() {
+    let d = desired();
+    let p = build(&T, &d, &nothing(&d), APPLY);
+    assert_eq!(p.counts().add, 7);
+    let pos = |k: Kind| p.steps.iter().position(|s| s.id.kind == k).unwrap();
+    assert!(pos(Kind::IamRole) < pos(Kind::LambdaFunction));
+    assert!(pos(Kind::LambdaFunction) < pos(Kind::DeliveryStream));
+    let del = p.steps.iter().find(|s| s.id.kind == Kind::DeliveryStream).unwrap();
+    assert_eq!(del.depends_on.len(), 5, "{:?}", del.depends_on);
+    let f = p.steps.iter().find(|s| s.id.kind == Kind::LambdaFunction).unwrap();
+    assert_eq!(f.depends_on, vec![id(Kind::IamRole, "crime-data-lambda")]);
+}
+
+#[test]
+fn one_attribute_changed_gives_exactly_one_update() {
+    let d = desired();
+    let mut o = all_live(&d);
+    let Live::KinesisStream(s) = live_mut(&mut o, &id(Kind::KinesisStream, "DataStream")) else { panic!() };
+    s.shards = 3;
+    let p = build(&T, &d, &o, APPLY);
+    assert_eq!(p.steps.len(), 1);
+    assert_eq!(p.steps[0].action, Action::Update);
+    assert_eq!(p.steps[0].changes.len(), 1);
+    assert_eq!(p.steps[0].changes[0].attr, "shards");
+}
+
+#[test]
+fn unowned_same_name_is_a_conflict_unless_adopted() {
+    let d = desired();
+    let mut o = all_live(&d);
+    let sid = id(Kind::KinesisStream, "DataStream");
+    let Live::KinesisStream(s) = live_mut(&mut o, &sid) else { panic!() };
+    s.tags.clear();
+    o.discovered.remove(&sid);
+    let p = build(&T, &d, &o, APPLY);
+    assert!(p.steps.is_empty());
+    assert_eq!(p.conflicts.len(), 1);
+    assert!(p.conflicts[0].message.contains("not managed by pipectl"), "{}", p.conflicts[0].message);
+    let p = build(&T, &d, &o, Options { adopt: true, ..APPLY });
+    assert!(p.conflicts.is_empty());
+    assert_eq!(p.steps[0].action, Action::Adopt);
+    assert_eq!(p.steps[0].changes[0].attr, "tags");
+    // Destroy leaves it alone.
+    let p = build(&T, &d, &o, DESTROY);
+    assert_eq!(p.left_alone, vec![sid.clone()]);
+    assert!(p.steps.iter().all(|s| s.id != sid));
+}
+
+#[test]
+fn another_stacks_resource_is_a_conflict() {
+    let d = desired();
+    let mut o = all_live(&d);
+    let bid = id(Kind::S3Bucket, "crime-data-firehose-backup");
+    let Live::S3Bucket(b) = live_mut(&mut o, &bid) else { panic!() };
+    b.tags.insert(STACK_TAG.into(), "other".into());
+    let p = build(&T, &d, &o, APPLY);
+    assert!(p.conflicts[0].message.contains("owned by stack \"other\""));
+}
+
+#[test]
+fn engine_change_replaces_the_domain_and_says_what_is_lost() {
+    let d = desired();
+    let mut o = all_live(&d);
+    let did = id(Kind::SearchDomain, "kinesis");
+    let Live::SearchDomain(x) = live_mut(&mut o, &did) else { panic!() };
+    x.engine = "OpenSearch_2.11".into();
+    let p = build(&T, &d, &o, APPLY);
+    assert_eq!(p.steps[0].action, Action::Replace);
+    assert_eq!(p.steps[0].ops.len(), 2);
+    assert!(p.steps[0].data_loss.as_deref().unwrap().contains("every index"));
+    assert_eq!(p.data_losing_replacements().len(), 1);
+}
+
+#[test]
+fn removed_pipeline_resources_are_deleted_last_first() {
+    let d = desired();
+    let mut o = all_live(&d);
+    // An owned delivery stream and stream the spec no longer names.
+    let mut old_delivery = converged(&d[6]);
+    let mut old_stream = converged(&d[3]);
+    if let Live::DeliveryStream(x) = &mut old_delivery { x.name = "old".into(); }
+    if let Live::KinesisStream(x) = &mut old_stream { x.name = "OldStream".into(); }
+    o.live.insert(id(Kind::DeliveryStream, "old"), Some(old_delivery));
+    o.live.insert(id(Kind::KinesisStream, "OldStream"), Some(old_stream));
+    o.discovered.insert(id(Kind::DeliveryStream, "old"));
+    o.discovered.insert(id(Kind::KinesisStream, "OldStream"));
+    let p = build(&T, &d, &o, APPLY);
+    assert_eq!(p.counts().destroy, 2);
+    assert_eq!(p.steps[0].id, id(Kind::DeliveryStream, "old"));
+    assert_eq!(p.steps[1].id, id(Kind::KinesisStream, "OldStream"));
+    assert_eq!(p.steps[1].depends_on, vec![id(Kind::DeliveryStream, "old")]);
+}
+
+#[test]
+fn destroy_deletes_owned_in_reverse_order_and_keeps_full_buckets_unless_purged() {
+    let d = desired();
+    let mut o = all_live(&d);
+    let Live::S3Bucket(b) = live_mut(&mut o, &id(Kind::S3Bucket, "crime-data-firehose-backup")) else { panic!() };
+    b.objects = 3;
+    let p = build(&T, &d, &o, DESTROY);
+    assert_eq!(p.counts().destroy, 7);
+    assert_eq!(p.steps[0].id.kind, Kind::DeliveryStream);
+    assert_eq!(p.steps.last().unwrap().id.kind.rank(), 0);
+    let bstep = p.steps.iter().find(|s| s.id.kind == Kind::S3Bucket).unwrap();
+    assert!(bstep.data_loss.as_deref().unwrap().contains("3 object(s)"));
+    assert!(matches!(bstep.ops[0], crate::resources::Op::S3Bucket(bucket::Op::Delete { purge: false, .. })));
+    let p = build(&T, &d, &o, Options { purge: true, ..DESTROY });
+    let bstep = p.steps.iter().find(|s| s.id.kind == Kind::S3Bucket).unwrap();
+    assert!(matches!(bstep.ops[0], crate::resources::Op::S3Bucket(bucket::Op::Delete { purge: true, .. })));
+    // Nothing left: the destroy plan is empty.
+    assert!(build(&T, &d, &nothing(&d), DESTROY).is_empty());
+}
+
+#[test]
+fn plans_round_trip_through_json() {
+    let d = desired();
+    let p = build(&T, &d, &nothing(&d), APPLY);
+    let back: Plan = serde_json::from_str(&render::json(&p)).unwrap();
+    assert_eq!(back, p);
+}
+
+/// Golden files: `PIPECTL_BLESS=1 cargo test` rewrites them after an intended change.
+fn golden(name: &str, actual: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots").join(name);
+    if std::env::var_os("PIPECTL_BLESS").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, actual).unwrap();
+    }
+    let want = std::fs::read_to_string(&path).unwrap_or_else(|_| panic!("missing {}; run with PIPECTL_BLESS=1", path.display()));
+    assert_eq!(actual, want, "snapshot {name} differs; rerun with PIPECTL_BLESS=1 if intended");
+}
+
+#[test]
+fn render_snapshots() {
+    let d = desired();
+    golden("plan-create.txt", &render::text(&build(&T, &d, &nothing(&d), APPLY)));
+    let mut o = all_live(&d);
+    let Live::KinesisStream(s) = live_mut(&mut o, &id(Kind::KinesisStream, "DataStream")) else { panic!() };
+    s.shards = 2;
+    s.retention_hours = 48;
+    let Live::LambdaFunction(f) = live_mut(&mut o, &id(Kind::LambdaFunction, "transform-firehose-data")) else { panic!() };
+    f.memory_mb = 256;
+    let Live::SearchDomain(x) = live_mut(&mut o, &id(Kind::SearchDomain, "kinesis")) else { panic!() };
+    x.engine = "OpenSearch_2.11".into();
+    let p = build(&T, &d, &o, APPLY);
+    golden("plan-update.txt", &render::text(&p));
+    golden("plan-update.json", &render::json(&p));
+    golden("plan-destroy.txt", &render::text(&build(&T, &d, &all_live(&d), DESTROY)));
+}

@@ -1,0 +1,125 @@
+//! The plan as data: ordered steps, each fully specified (its operations carry every input the
+//! AWS calls need). `build` makes it (pure), `render` shows it, `crate::engine` executes it
+//! without deciding anything. `--json` and saved plan files are this value serialised.
+
+pub mod build;
+pub mod render;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::resources::{Change, Live, Op, ResourceId};
+
+/// Bumped on any incompatible change of the serialised form.
+pub const FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Make live AWS match the spec.
+    Apply,
+    /// Delete everything the stack owns.
+    Destroy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Create,
+    Update,
+    /// Take over a resource that exists without the stack's tag (`--adopt`), then update it.
+    Adopt,
+    /// Delete and create again: AWS cannot change an attribute in place.
+    Replace,
+    Delete,
+}
+
+impl Action {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Action::Create => "+",
+            Action::Update => "~",
+            Action::Adopt => "~",
+            Action::Replace => "-/+",
+            Action::Delete => "-",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    pub id: ResourceId,
+    pub action: Action,
+    /// Steps that must finish first.
+    pub depends_on: Vec<ResourceId>,
+    /// For display: attribute-level before → after.
+    pub changes: Vec<Change>,
+    /// For display: what is lost (delete, replace).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_loss: Option<String>,
+    /// The operations, executed in order.
+    pub ops: Vec<Op>,
+}
+
+/// A resource with a spec name that the stack does not own.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Conflict {
+    pub id: ResourceId,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub format_version: u32,
+    pub stack: String,
+    pub mode: Mode,
+    pub region: String,
+    pub account: String,
+    pub steps: Vec<Step>,
+    pub conflicts: Vec<Conflict>,
+    /// Destroy: same-named resources the stack does not own, which it leaves alone.
+    pub left_alone: Vec<ResourceId>,
+    /// Fingerprint of the live state of every resource read, to refuse a stale saved plan.
+    pub observed: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub add: usize,
+    pub change: usize,
+    pub replace: usize,
+    pub destroy: usize,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+
+    pub fn counts(&self) -> Counts {
+        let mut c = Counts::default();
+        for s in &self.steps {
+            match s.action {
+                Action::Create => c.add += 1,
+                Action::Update | Action::Adopt => c.change += 1,
+                Action::Replace => c.replace += 1,
+                Action::Delete => c.destroy += 1,
+            }
+        }
+        c
+    }
+
+    /// Replacements that lose data (domain, stream): `apply` needs `--allow-replace`.
+    pub fn data_losing_replacements(&self) -> Vec<&Step> {
+        self.steps.iter().filter(|s| s.action == Action::Replace && s.data_loss.is_some()).collect()
+    }
+}
+
+/// A short, stable fingerprint of a resource's live state (or its absence).
+pub fn fingerprint(live: Option<&Live>) -> String {
+    use sha2::{Digest, Sha256};
+    let text = serde_json::to_string(&live).unwrap_or_default();
+    let h = Sha256::digest(text.as_bytes());
+    h.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,77 @@
+//! Rendering a Plan for people (text) and programs (JSON). Both come from the same value.
+
+use std::fmt::Write as _;
+
+use serde_json::Value;
+
+use super::{Action, Mode, Plan};
+
+/// Values longer than this are cut in the text view (the JSON view has them whole).
+const MAX_VALUE: usize = 160;
+
+fn show(v: &Value) -> String {
+    let s = match v {
+        Value::Null => "(none)".to_string(),
+        other => other.to_string(),
+    };
+    if s.chars().count() > MAX_VALUE {
+        let cut: String = s.chars().take(MAX_VALUE).collect();
+        format!("{cut}… ({} chars)", s.chars().count())
+    } else {
+        s
+    }
+}
+
+pub fn text(plan: &Plan) -> String {
+    let mut o = String::new();
+    let verb = match plan.mode {
+        Mode::Apply => "plan",
+        Mode::Destroy => "destroy plan",
+    };
+    let _ = writeln!(o, "pipectl {verb} for stack {} in {} (account {})", plan.stack, plan.region, plan.account);
+    for s in &plan.steps {
+        let what = match s.action {
+            Action::Create => "create".to_string(),
+            Action::Update => "update in place".to_string(),
+            Action::Adopt => "adopt (tag as this stack's) and update".to_string(),
+            Action::Replace => {
+                let forced: Vec<&str> = s.changes.iter().filter(|c| c.forces_replace).map(|c| c.attr.as_str()).collect();
+                format!("replace, forced by {}", forced.join(", "))
+            }
+            Action::Delete => "delete".to_string(),
+        };
+        let _ = writeln!(o, "\n  {} {}  ({what})", s.action.symbol(), s.id);
+        if let Some(loss) = &s.data_loss {
+            let _ = writeln!(o, "      ! loses: {loss}");
+        }
+        for c in &s.changes {
+            let mark = if c.forces_replace { "   # forces replacement" } else { "" };
+            if s.action == Action::Create {
+                let _ = writeln!(o, "      {}: {}", c.attr, show(&c.after));
+            } else {
+                let _ = writeln!(o, "      {}: {} -> {}{mark}", c.attr, show(&c.before), show(&c.after));
+            }
+        }
+    }
+    if !plan.conflicts.is_empty() {
+        let _ = writeln!(o, "\nConflicts (apply refuses to make any change until they are resolved):");
+        for c in &plan.conflicts {
+            let _ = writeln!(o, "  ! {}", c.message);
+        }
+    }
+    for id in &plan.left_alone {
+        let _ = writeln!(o, "\n  = {id}  (not owned by stack {}: left alone)", plan.stack);
+    }
+    let _ = writeln!(o);
+    if plan.is_empty() {
+        let _ = write!(o, "No changes.");
+    } else {
+        let c = plan.counts();
+        let _ = write!(o, "Plan: {} to add, {} to change, {} to replace, {} to destroy.", c.add, c.change, c.replace, c.destroy);
+    }
+    o
+}
+
+pub fn json(plan: &Plan) -> String {
+    serde_json::to_string_pretty(plan).expect("a plan serialises")
+}

@@ -1,0 +1,355 @@
+//! The resource kinds a stack owns, one file each (read, pure diff, operations, tests), and the
+//! closed enums that dispatch to them. Adding a kind: one variant in `Kind`, `Desired`, `Live`
+//! and `Op`, one file; the exhaustive matches below list everything else it needs.
+
+pub mod bucket;
+pub mod delivery;
+pub mod domain;
+pub mod function;
+pub mod normalize;
+pub mod role;
+pub mod stream;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::aws::wait::Ctx;
+use crate::aws::{Aws, AwsError};
+
+pub type Tags = BTreeMap<String, String>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    IamRole,
+    S3Bucket,
+    KinesisStream,
+    SearchDomain,
+    LambdaFunction,
+    DeliveryStream,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 6] =
+        [Kind::IamRole, Kind::S3Bucket, Kind::KinesisStream, Kind::SearchDomain, Kind::LambdaFunction, Kind::DeliveryStream];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Kind::IamRole => "iam_role",
+            Kind::S3Bucket => "s3_bucket",
+            Kind::KinesisStream => "kinesis_stream",
+            Kind::SearchDomain => "search_domain",
+            Kind::LambdaFunction => "lambda_function",
+            Kind::DeliveryStream => "delivery_stream",
+        }
+    }
+
+    /// Creation order: a kind only refers to kinds of a lower rank. Deletion runs backwards.
+    pub fn rank(self) -> u8 {
+        match self {
+            Kind::IamRole | Kind::S3Bucket | Kind::KinesisStream => 0,
+            Kind::SearchDomain | Kind::LambdaFunction => 1,
+            Kind::DeliveryStream => 2,
+        }
+    }
+
+    /// What deleting (or replacing) a resource of this kind loses.
+    pub fn data_loss(self) -> Option<&'static str> {
+        match self {
+            Kind::KinesisStream => Some("records stored in the stream (not yet read or within retention)"),
+            Kind::SearchDomain => Some("every index and document in the domain"),
+            Kind::DeliveryStream => Some("records buffered in Firehose and not yet delivered"),
+            Kind::S3Bucket => Some("the failed documents stored in the bucket"),
+            Kind::IamRole | Kind::LambdaFunction => None,
+        }
+    }
+}
+
+/// `kinesis_stream.DataStream`
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ResourceId {
+    pub kind: Kind,
+    pub name: String,
+}
+
+impl ResourceId {
+    pub fn new(kind: Kind, name: impl Into<String>) -> Self {
+        ResourceId { kind, name: name.into() }
+    }
+}
+
+impl fmt::Display for ResourceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.kind.label(), self.name)
+    }
+}
+
+/// One attribute that differs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    pub attr: String,
+    pub before: Value,
+    pub after: Value,
+    /// AWS cannot change this attribute in place: the resource is replaced.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub forces_replace: bool,
+}
+
+impl Change {
+    pub fn new(attr: &str, before: impl Serialize, after: impl Serialize) -> Change {
+        Change {
+            attr: attr.to_string(),
+            before: serde_json::to_value(before).unwrap_or(Value::Null),
+            after: serde_json::to_value(after).unwrap_or(Value::Null),
+            forces_replace: false,
+        }
+    }
+    pub fn replacing(mut self) -> Change {
+        self.forces_replace = true;
+        self
+    }
+}
+
+/// Pushes a change when `before != after`.
+pub fn cmp<T: PartialEq + Serialize>(out: &mut Vec<Change>, attr: &str, before: T, after: T) {
+    if before != after {
+        out.push(Change::new(attr, before, after));
+    }
+}
+
+/// How a resource's tags must change: tags to (re)set and keys to remove. Tags under the
+/// `aws:` prefix belong to AWS and are never touched.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TagUpdate {
+    pub set: Tags,
+    pub remove: Vec<String>,
+}
+
+impl TagUpdate {
+    pub fn between(want: &Tags, have: &Tags) -> TagUpdate {
+        let set = want.iter().filter(|(k, v)| have.get(*k) != Some(v)).map(|(k, v)| (k.clone(), v.clone())).collect();
+        let remove = have.keys().filter(|k| !want.contains_key(*k) && !k.starts_with("aws:")).cloned().collect();
+        TagUpdate { set, remove }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty() && self.remove.is_empty()
+    }
+}
+
+/// The tags change, if any: shown as the whole (comparable) set before and after.
+pub fn tag_change(out: &mut Vec<Change>, want: &Tags, have: &Tags) {
+    let visible: Tags = have.iter().filter(|(k, _)| !k.starts_with("aws:")).map(|(k, v)| (k.clone(), v.clone())).collect();
+    if &visible != want {
+        out.push(Change::new("tags", visible, want));
+    }
+}
+
+/// Does the stack own this resource (tag `pipectl:stack=<stack>`)?
+pub fn owned_by(tags: &Tags, stack: &str) -> bool {
+    tags.get(crate::spec::STACK_TAG).map(String::as_str) == Some(stack)
+}
+
+/// What the spec wants of one resource, fully resolved (names, ARNs, policies, code hash).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Desired {
+    IamRole(role::Desired),
+    S3Bucket(bucket::Desired),
+    KinesisStream(stream::Desired),
+    SearchDomain(domain::Desired),
+    LambdaFunction(function::Desired),
+    DeliveryStream(delivery::Desired),
+}
+
+/// What AWS has, normalised.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Live {
+    IamRole(role::Live),
+    S3Bucket(bucket::Live),
+    KinesisStream(stream::Live),
+    SearchDomain(domain::Live),
+    LambdaFunction(function::Live),
+    DeliveryStream(delivery::Live),
+}
+
+/// One fully specified operation on one resource: everything the AWS calls need.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Op {
+    IamRole(role::Op),
+    S3Bucket(bucket::Op),
+    KinesisStream(stream::Op),
+    SearchDomain(domain::Op),
+    LambdaFunction(function::Op),
+    DeliveryStream(delivery::Op),
+}
+
+impl Desired {
+    pub fn id(&self) -> ResourceId {
+        match self {
+            Desired::IamRole(d) => ResourceId::new(Kind::IamRole, &d.name),
+            Desired::S3Bucket(d) => ResourceId::new(Kind::S3Bucket, &d.name),
+            Desired::KinesisStream(d) => ResourceId::new(Kind::KinesisStream, &d.name),
+            Desired::SearchDomain(d) => ResourceId::new(Kind::SearchDomain, &d.name),
+            Desired::LambdaFunction(d) => ResourceId::new(Kind::LambdaFunction, &d.name),
+            Desired::DeliveryStream(d) => ResourceId::new(Kind::DeliveryStream, &d.name),
+        }
+    }
+
+    /// The resources this one refers to, which must exist first.
+    pub fn requires(&self) -> Vec<ResourceId> {
+        match self {
+            Desired::IamRole(_) | Desired::S3Bucket(_) | Desired::KinesisStream(_) => vec![],
+            Desired::SearchDomain(d) => vec![ResourceId::new(Kind::IamRole, &d.firehose_role)],
+            Desired::LambdaFunction(d) => vec![ResourceId::new(Kind::IamRole, &d.role_name)],
+            Desired::DeliveryStream(d) => vec![
+                ResourceId::new(Kind::IamRole, &d.role_name),
+                ResourceId::new(Kind::KinesisStream, &d.stream_name),
+                ResourceId::new(Kind::LambdaFunction, &d.function_name),
+                ResourceId::new(Kind::SearchDomain, &d.domain_name),
+                ResourceId::new(Kind::S3Bucket, &d.bucket_name),
+            ],
+        }
+    }
+
+    pub fn create_op(&self) -> Op {
+        match self {
+            Desired::IamRole(d) => Op::IamRole(role::Op::Create(d.clone())),
+            Desired::S3Bucket(d) => Op::S3Bucket(bucket::Op::Create(d.clone())),
+            Desired::KinesisStream(d) => Op::KinesisStream(stream::Op::Create(d.clone())),
+            Desired::SearchDomain(d) => Op::SearchDomain(domain::Op::Create(d.clone())),
+            Desired::LambdaFunction(d) => Op::LambdaFunction(function::Op::Create(d.clone())),
+            Desired::DeliveryStream(d) => Op::DeliveryStream(delivery::Op::Create(d.clone())),
+        }
+    }
+}
+
+/// The attribute-level differences; empty when converged.
+pub fn diff(want: &Desired, have: &Live) -> Vec<Change> {
+    match (want, have) {
+        (Desired::IamRole(w), Live::IamRole(h)) => role::diff(w, h),
+        (Desired::S3Bucket(w), Live::S3Bucket(h)) => bucket::diff(w, h),
+        (Desired::KinesisStream(w), Live::KinesisStream(h)) => stream::diff(w, h),
+        (Desired::SearchDomain(w), Live::SearchDomain(h)) => domain::diff(w, h),
+        (Desired::LambdaFunction(w), Live::LambdaFunction(h)) => function::diff(w, h),
+        (Desired::DeliveryStream(w), Live::DeliveryStream(h)) => delivery::diff(w, h),
+        _ => vec![Change::new("kind", "mismatch", "mismatch").replacing()],
+    }
+}
+
+/// The in-place update that turns `have` into `want`.
+pub fn update_op(want: &Desired, have: &Live) -> Op {
+    match (want, have) {
+        (Desired::IamRole(w), Live::IamRole(h)) => Op::IamRole(role::update_op(w, h)),
+        (Desired::S3Bucket(w), Live::S3Bucket(h)) => Op::S3Bucket(bucket::update_op(w, h)),
+        (Desired::KinesisStream(w), Live::KinesisStream(h)) => Op::KinesisStream(stream::update_op(w, h)),
+        (Desired::SearchDomain(w), Live::SearchDomain(h)) => Op::SearchDomain(domain::update_op(w, h)),
+        (Desired::LambdaFunction(w), Live::LambdaFunction(h)) => Op::LambdaFunction(function::update_op(w, h)),
+        (Desired::DeliveryStream(w), Live::DeliveryStream(h)) => Op::DeliveryStream(delivery::update_op(w, h)),
+        _ => unreachable!("desired and live of one id share a kind"),
+    }
+}
+
+impl Live {
+    pub fn tags(&self) -> &Tags {
+        match self {
+            Live::IamRole(l) => &l.tags,
+            Live::S3Bucket(l) => &l.tags,
+            Live::KinesisStream(l) => &l.tags,
+            Live::SearchDomain(l) => &l.tags,
+            Live::LambdaFunction(l) => &l.tags,
+            Live::DeliveryStream(l) => &l.tags,
+        }
+    }
+
+    pub fn delete_op(&self, id: &ResourceId, purge: bool) -> Op {
+        let name = id.name.clone();
+        match self {
+            Live::IamRole(l) => Op::IamRole(role::Op::Delete { name, inline: l.inline.keys().cloned().collect(), managed: l.managed.clone() }),
+            Live::S3Bucket(_) => Op::S3Bucket(bucket::Op::Delete { name, purge }),
+            Live::KinesisStream(_) => Op::KinesisStream(stream::Op::Delete { name }),
+            Live::SearchDomain(_) => Op::SearchDomain(domain::Op::Delete { name }),
+            Live::LambdaFunction(_) => Op::LambdaFunction(function::Op::Delete { name }),
+            Live::DeliveryStream(_) => Op::DeliveryStream(delivery::Op::Delete { name }),
+        }
+    }
+
+    /// A short fact about the live resource worth showing with a delete (e.g. object count).
+    pub fn summary(&self) -> Option<String> {
+        match self {
+            Live::S3Bucket(l) => Some(format!("{} object(s){}", l.objects, if l.objects_truncated { "+" } else { "" })),
+            Live::KinesisStream(l) => Some(format!("{} shard(s), {} h retention", l.shards, l.retention_hours)),
+            _ => None,
+        }
+    }
+}
+
+/// Reads one resource; `None` when it does not exist.
+pub async fn read(aws: &Aws, id: &ResourceId) -> Result<Option<Live>, AwsError> {
+    Ok(match id.kind {
+        Kind::IamRole => role::read(aws, &id.name).await?.map(Live::IamRole),
+        Kind::S3Bucket => bucket::read(aws, &id.name).await?.map(Live::S3Bucket),
+        Kind::KinesisStream => stream::read(aws, &id.name).await?.map(Live::KinesisStream),
+        Kind::SearchDomain => domain::read(aws, &id.name).await?.map(Live::SearchDomain),
+        Kind::LambdaFunction => function::read(aws, &id.name).await?.map(Live::LambdaFunction),
+        Kind::DeliveryStream => delivery::read(aws, &id.name).await?.map(Live::DeliveryStream),
+    })
+}
+
+/// Names of every resource of `kind` tagged as owned by `stack`.
+pub async fn discover(aws: &Aws, kind: Kind, stack: &str) -> Result<Vec<String>, AwsError> {
+    match kind {
+        Kind::IamRole => role::discover(aws, stack).await,
+        Kind::S3Bucket => bucket::discover(aws, stack).await,
+        Kind::KinesisStream => stream::discover(aws, stack).await,
+        Kind::SearchDomain => domain::discover(aws, stack).await,
+        Kind::LambdaFunction => function::discover(aws, stack).await,
+        Kind::DeliveryStream => delivery::discover(aws, stack).await,
+    }
+}
+
+/// Executes one operation and waits until the resource is ready (or gone).
+pub async fn execute(ctx: &Ctx<'_>, op: &Op) -> Result<(), AwsError> {
+    match op {
+        Op::IamRole(o) => role::execute(ctx, o).await,
+        Op::S3Bucket(o) => bucket::execute(ctx, o).await,
+        Op::KinesisStream(o) => stream::execute(ctx, o).await,
+        Op::SearchDomain(o) => domain::execute(ctx, o).await,
+        Op::LambdaFunction(o) => function::execute(ctx, o).await,
+        Op::DeliveryStream(o) => delivery::execute(ctx, o).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tag_updates() {
+        let want: Tags = [("a", "1"), ("b", "2")].into_iter().map(|(k, v)| (k.into(), v.into())).collect();
+        let have: Tags = [("a", "1"), ("b", "9"), ("c", "3"), ("aws:cloudformation", "x")]
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        let u = TagUpdate::between(&want, &have);
+        assert_eq!(u.set.len(), 1);
+        assert_eq!(u.set["b"], "2");
+        assert_eq!(u.remove, vec!["c".to_string()]);
+        assert!(TagUpdate::between(&want, &want).is_empty());
+        let mut out = vec![];
+        // aws: tags are invisible to the comparison.
+        let mut with_aws = want.clone();
+        with_aws.insert("aws:x".into(), "y".into());
+        tag_change(&mut out, &want, &with_aws);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn ids_render_with_their_kind() {
+        assert_eq!(ResourceId::new(Kind::KinesisStream, "DataStream").to_string(), "kinesis_stream.DataStream");
+    }
+}

@@ -1,0 +1,425 @@
+//! Kinesis data stream: read, diff, create/update/delete. Shards, retention, encryption and tags
+//! all change in place; resharding steps by at most x2 or /2 per UpdateShardCount call (the
+//! AWS limit, which moto does not enforce).
+
+use std::time::Duration;
+
+use aws_sdk_kinesis::types::{EncryptionType, ScalingType, StreamMode, StreamModeDetails};
+use serde::{Deserialize, Serialize};
+
+use super::{cmp, tag_change, Change, Tags, TagUpdate};
+use crate::aws::errors::from_sdk;
+use crate::aws::wait::Ctx;
+use crate::aws::{Aws, AwsError, ErrorClass};
+
+/// The AWS-managed key used for server-side encryption.
+pub const KMS_KEY: &str = "alias/aws/kinesis";
+const READY_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Desired {
+    pub name: String,
+    pub shards: u32,
+    pub retention_hours: u32,
+    pub encrypt: bool,
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Live {
+    pub name: String,
+    pub arn: String,
+    pub status: String,
+    pub on_demand: bool,
+    pub shards: u32,
+    pub retention_hours: u32,
+    pub encrypted: bool,
+    pub created: Option<String>,
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Op {
+    Create(Desired),
+    Update(Update),
+    Delete { name: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Update {
+    pub name: String,
+    /// Switch an on-demand stream to provisioned capacity first.
+    pub to_provisioned: bool,
+    /// Target shard counts, one UpdateShardCount call each.
+    pub shard_steps: Vec<u32>,
+    /// (current, wanted) retention in hours.
+    pub retention: Option<(u32, u32)>,
+    /// Start (true) or stop (false) server-side encryption.
+    pub encrypt: Option<bool>,
+    pub tags: TagUpdate,
+}
+
+pub async fn read(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError> {
+    let out = match aws.kinesis.describe_stream_summary().stream_name(name).send().await {
+        Ok(o) => o,
+        Err(e) => {
+            let e = from_sdk("kinesis:DescribeStreamSummary", name, e);
+            return if e.is(ErrorClass::NotFound) { Ok(None) } else { Err(e) };
+        }
+    };
+    let Some(s) = out.stream_description_summary() else { return Ok(None) };
+    Ok(Some(Live {
+        name: name.to_string(),
+        arn: s.stream_arn().to_string(),
+        status: s.stream_status().as_str().to_string(),
+        on_demand: s.stream_mode_details().map(|m| m.stream_mode() == &StreamMode::OnDemand).unwrap_or(false),
+        // Closed parent shards stay listed after a reshard; the open count is what matters.
+        shards: s.open_shard_count().max(0) as u32,
+        retention_hours: s.retention_period_hours().max(0) as u32,
+        // Only the type is compared: AWS may report the key as an alias, an alias ARN or a
+        // key ARN, so comparing KeyId would show a perpetual diff.
+        encrypted: s.encryption_type() == Some(&EncryptionType::Kms),
+        created: Some(s.stream_creation_timestamp().to_string()),
+        tags: read_tags(aws, name).await?,
+    }))
+}
+
+async fn read_tags(aws: &Aws, name: &str) -> Result<Tags, AwsError> {
+    // The name-based tag API: moto 5.2 answers the ARN-based ListTagsForResource with HTTP 500.
+    let mut tags = Tags::new();
+    let mut start: Option<String> = None;
+    loop {
+        let out = aws
+            .kinesis
+            .list_tags_for_stream()
+            .stream_name(name)
+            .set_exclusive_start_tag_key(start.clone())
+            .send()
+            .await
+            .map_err(|e| from_sdk("kinesis:ListTagsForStream", name, e))?;
+        for t in out.tags() {
+            tags.insert(t.key().to_string(), t.value().unwrap_or_default().to_string());
+        }
+        if !out.has_more_tags() || out.tags().is_empty() {
+            break;
+        }
+        start = out.tags().last().map(|t| t.key().to_string());
+    }
+    Ok(tags)
+}
+
+pub async fn discover(aws: &Aws, stack: &str) -> Result<Vec<String>, AwsError> {
+    // Paginated by ExclusiveStartStreamName: moto's ListStreams sets HasMoreStreams without a
+    // NextToken, so a token-based loop would stop after the first page.
+    let mut names = Vec::new();
+    let mut start: Option<String> = None;
+    loop {
+        let out = aws
+            .kinesis
+            .list_streams()
+            .set_exclusive_start_stream_name(start.clone())
+            .send()
+            .await
+            .map_err(|e| from_sdk("kinesis:ListStreams", "*", e))?;
+        let page: Vec<String> = out.stream_names().to_vec();
+        let more = out.has_more_streams() && !page.is_empty();
+        start = page.last().cloned();
+        names.extend(page);
+        if !more {
+            break;
+        }
+    }
+    names.sort();
+    names.dedup();
+    let mut owned = Vec::new();
+    for n in names {
+        if super::owned_by(&read_tags(aws, &n).await?, stack) {
+            owned.push(n);
+        }
+    }
+    Ok(owned)
+}
+
+pub fn diff(want: &Desired, have: &Live) -> Vec<Change> {
+    let mut out = Vec::new();
+    cmp(&mut out, "mode", if have.on_demand { "ON_DEMAND" } else { "PROVISIONED" }, "PROVISIONED");
+    cmp(&mut out, "shards", have.shards, want.shards);
+    cmp(&mut out, "retention_hours", have.retention_hours, want.retention_hours);
+    cmp(&mut out, "encryption", enc(have.encrypted), enc(want.encrypt));
+    tag_change(&mut out, &want.tags, &have.tags);
+    out
+}
+
+fn enc(on: bool) -> &'static str {
+    if on {
+        "KMS (alias/aws/kinesis)"
+    } else {
+        "NONE"
+    }
+}
+
+/// Shard counts to pass through from `from` to `to`, each within x2 / /2 of the previous.
+pub fn reshard_steps(from: u32, to: u32) -> Vec<u32> {
+    let mut steps = Vec::new();
+    let mut cur = from.max(1);
+    while cur != to {
+        cur = if to > cur { to.min(cur * 2) } else { to.max(cur.div_ceil(2)) };
+        steps.push(cur);
+    }
+    steps
+}
+
+pub fn update_op(want: &Desired, have: &Live) -> Op {
+    Op::Update(Update {
+        name: want.name.clone(),
+        to_provisioned: have.on_demand,
+        shard_steps: reshard_steps(have.shards, want.shards),
+        retention: (have.retention_hours != want.retention_hours).then_some((have.retention_hours, want.retention_hours)),
+        encrypt: (have.encrypted != want.encrypt).then_some(want.encrypt),
+        tags: TagUpdate::between(&want.tags, &have.tags),
+    })
+}
+
+async fn wait_active(ctx: &Ctx<'_>, name: &str) -> Result<(), AwsError> {
+    ctx.wait_until("stream ACTIVE", READY_TIMEOUT, || async {
+        match read_status(ctx.aws, name).await? {
+            Some(s) if s == "ACTIVE" => Ok(None),
+            Some(s) => Ok(Some(s)),
+            None => Ok(Some("not visible yet".into())),
+        }
+    })
+    .await
+}
+
+async fn read_status(aws: &Aws, name: &str) -> Result<Option<String>, AwsError> {
+    match aws.kinesis.describe_stream_summary().stream_name(name).send().await {
+        Ok(o) => Ok(o.stream_description_summary().map(|s| s.stream_status().as_str().to_string())),
+        Err(e) => {
+            let e = from_sdk("kinesis:DescribeStreamSummary", name, e);
+            if e.is(ErrorClass::NotFound) {
+                Ok(None)
+            } else {
+                Err(e)
+            }
+        }
+    }
+}
+
+async fn apply_tags(ctx: &Ctx<'_>, name: &str, tags: &TagUpdate) -> Result<(), AwsError> {
+    let k = &ctx.aws.kinesis;
+    // AddTagsToStream takes at most 10 tags per call.
+    let set: Vec<(&String, &String)> = tags.set.iter().collect();
+    for chunk in set.chunks(10) {
+        let map: std::collections::HashMap<String, String> = chunk.iter().map(|(k, v)| ((*k).clone(), (*v).clone())).collect();
+        ctx.retry("kinesis:AddTagsToStream", || async {
+            k.add_tags_to_stream().stream_name(name).set_tags(Some(map.clone())).send().await
+                .map_err(|e| from_sdk("kinesis:AddTagsToStream", name, e))
+        })
+        .await?;
+    }
+    for chunk in tags.remove.chunks(10) {
+        ctx.retry("kinesis:RemoveTagsFromStream", || async {
+            k.remove_tags_from_stream().stream_name(name).set_tag_keys(Some(chunk.to_vec())).send().await
+                .map_err(|e| from_sdk("kinesis:RemoveTagsFromStream", name, e))
+        })
+        .await?;
+    }
+    Ok(())
+}
+
+async fn set_encryption(ctx: &Ctx<'_>, name: &str, on: bool) -> Result<(), AwsError> {
+    let k = &ctx.aws.kinesis;
+    if on {
+        ctx.retry("kinesis:StartStreamEncryption", || async {
+            k.start_stream_encryption().stream_name(name).encryption_type(EncryptionType::Kms).key_id(KMS_KEY).send().await
+                .map_err(|e| from_sdk("kinesis:StartStreamEncryption", name, e))
+        })
+        .await?;
+    } else {
+        ctx.retry("kinesis:StopStreamEncryption", || async {
+            k.stop_stream_encryption().stream_name(name).encryption_type(EncryptionType::Kms).key_id(KMS_KEY).send().await
+                .map_err(|e| from_sdk("kinesis:StopStreamEncryption", name, e))
+        })
+        .await?;
+    }
+    wait_active(ctx, name).await
+}
+
+async fn set_retention(ctx: &Ctx<'_>, name: &str, from: u32, to: u32) -> Result<(), AwsError> {
+    let k = &ctx.aws.kinesis;
+    if to > from {
+        ctx.retry("kinesis:IncreaseStreamRetentionPeriod", || async {
+            k.increase_stream_retention_period().stream_name(name).retention_period_hours(to as i32).send().await
+                .map_err(|e| from_sdk("kinesis:IncreaseStreamRetentionPeriod", name, e))
+        })
+        .await?;
+    } else {
+        ctx.retry("kinesis:DecreaseStreamRetentionPeriod", || async {
+            k.decrease_stream_retention_period().stream_name(name).retention_period_hours(to as i32).send().await
+                .map_err(|e| from_sdk("kinesis:DecreaseStreamRetentionPeriod", name, e))
+        })
+        .await?;
+    }
+    wait_active(ctx, name).await
+}
+
+pub async fn execute(ctx: &Ctx<'_>, op: &Op) -> Result<(), AwsError> {
+    let k = &ctx.aws.kinesis;
+    match op {
+        Op::Create(d) => {
+            let name = d.name.as_str();
+            ctx.retry("kinesis:CreateStream", || async {
+                k.create_stream()
+                    .stream_name(name)
+                    // ShardCount is always sent: moto crashes without it.
+                    .shard_count(d.shards as i32)
+                    .stream_mode_details(StreamModeDetails::builder().stream_mode(StreamMode::Provisioned).build().expect("mode set"))
+                    .send()
+                    .await
+                    .map_err(|e| from_sdk("kinesis:CreateStream", name, e))
+            })
+            .await?;
+            wait_active(ctx, name).await?;
+            // Tagged after creation: moto ignores CreateStream's Tags parameter.
+            apply_tags(ctx, name, &TagUpdate { set: d.tags.clone(), remove: vec![] }).await?;
+            if d.retention_hours != 24 {
+                set_retention(ctx, name, 24, d.retention_hours).await?;
+            }
+            if d.encrypt {
+                set_encryption(ctx, name, true).await?;
+            }
+            Ok(())
+        }
+        Op::Update(u) => {
+            let name = u.name.as_str();
+            // Ownership tags first: a failure later still leaves the stream marked as ours.
+            apply_tags(ctx, name, &u.tags).await?;
+            if u.to_provisioned {
+                let arn = ctx.aws.kinesis.describe_stream_summary().stream_name(name).send().await
+                    .map_err(|e| from_sdk("kinesis:DescribeStreamSummary", name, e))?
+                    .stream_description_summary().map(|s| s.stream_arn().to_string()).unwrap_or_default();
+                ctx.retry("kinesis:UpdateStreamMode", || async {
+                    k.update_stream_mode().stream_arn(&arn)
+                        .stream_mode_details(StreamModeDetails::builder().stream_mode(StreamMode::Provisioned).build().expect("mode set"))
+                        .send().await.map_err(|e| from_sdk("kinesis:UpdateStreamMode", name, e))
+                })
+                .await?;
+                wait_active(ctx, name).await?;
+            }
+            for &target in &u.shard_steps {
+                ctx.note(format!("resharding to {target} shard(s)"));
+                ctx.retry("kinesis:UpdateShardCount", || async {
+                    k.update_shard_count().stream_name(name).target_shard_count(target as i32)
+                        .scaling_type(ScalingType::UniformScaling).send().await
+                        .map_err(|e| from_sdk("kinesis:UpdateShardCount", name, e))
+                })
+                .await?;
+                wait_active(ctx, name).await?;
+            }
+            if let Some((from, to)) = u.retention {
+                set_retention(ctx, name, from, to).await?;
+            }
+            if let Some(on) = u.encrypt {
+                set_encryption(ctx, name, on).await?;
+            }
+            Ok(())
+        }
+        Op::Delete { name } => {
+            let name = name.as_str();
+            let r = ctx
+                .retry("kinesis:DeleteStream", || async {
+                    k.delete_stream().stream_name(name).enforce_consumer_deletion(true).send().await
+                        .map_err(|e| from_sdk("kinesis:DeleteStream", name, e))
+                })
+                .await;
+            match r {
+                Err(e) if !e.is(ErrorClass::NotFound) => return Err(e),
+                _ => {}
+            }
+            ctx.wait_until("stream deleted", READY_TIMEOUT, || async {
+                Ok(read_status(ctx.aws, name).await?.map(|s| s.to_string()))
+            })
+            .await
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn want() -> Desired {
+        Desired {
+            name: "DataStream".into(),
+            shards: 1,
+            retention_hours: 24,
+            encrypt: true,
+            tags: [("pipectl:stack".to_string(), "s".to_string())].into(),
+        }
+    }
+
+    fn live() -> Live {
+        Live {
+            name: "DataStream".into(),
+            arn: "arn:aws:kinesis:eu-west-1:123456789012:stream/DataStream".into(),
+            status: "ACTIVE".into(),
+            on_demand: false,
+            shards: 1,
+            retention_hours: 24,
+            encrypted: true,
+            created: None,
+            tags: [("pipectl:stack".to_string(), "s".to_string())].into(),
+        }
+    }
+
+    #[test]
+    fn diff_table() {
+        type Case = (&'static str, fn(&mut Desired, &mut Live), &'static [&'static str]);
+        let cases: &[Case] = &[
+            ("nothing to do", |_, _| {}, &[]),
+            ("more shards", |w, _| w.shards = 4, &["shards"]),
+            ("fewer shards", |_, l| l.shards = 3, &["shards"]),
+            ("retention up", |w, _| w.retention_hours = 48, &["retention_hours"]),
+            ("encryption drifted off", |_, l| l.encrypted = false, &["encryption"]),
+            ("tag added in console", |_, l| { l.tags.insert("owner".into(), "x".into()); }, &["tags"]),
+            ("aws: tags are ignored", |_, l| { l.tags.insert("aws:cloudformation:stack".into(), "x".into()); }, &[]),
+            ("on-demand stream", |_, l| l.on_demand = true, &["mode"]),
+            ("status is not compared", |_, l| l.status = "UPDATING".into(), &[]),
+        ];
+        for (name, f, attrs) in cases {
+            let (mut w, mut l) = (want(), live());
+            f(&mut w, &mut l);
+            let got: Vec<_> = diff(&w, &l).into_iter().map(|c| c.attr).collect();
+            assert_eq!(got, *attrs, "{name}");
+        }
+    }
+
+    #[test]
+    fn resharding_steps_within_aws_limits() {
+        assert_eq!(reshard_steps(1, 1), Vec::<u32>::new());
+        assert_eq!(reshard_steps(1, 2), vec![2]);
+        assert_eq!(reshard_steps(1, 5), vec![2, 4, 5]);
+        assert_eq!(reshard_steps(16, 3), vec![8, 4, 3]);
+        assert_eq!(reshard_steps(5, 2), vec![3, 2]);
+        for (a, b) in [(1u32, 100u32), (100, 1), (7, 9), (9, 7)] {
+            let mut cur = a;
+            for s in reshard_steps(a, b) {
+                assert!(s <= cur * 2 && s * 2 >= cur, "{cur} -> {s}");
+                cur = s;
+            }
+            assert_eq!(cur, b);
+        }
+    }
+
+    #[test]
+    fn update_op_is_fully_specified() {
+        let mut w = want();
+        w.shards = 4;
+        w.retention_hours = 48;
+        let Op::Update(u) = update_op(&w, &live()) else { panic!() };
+        assert_eq!(u.shard_steps, vec![2, 4]);
+        assert_eq!(u.retention, Some((24, 48)));
+        assert_eq!(u.encrypt, None);
+        assert!(u.tags.is_empty());
+    }
+}
