@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The main job on the local emulator: plan -> apply -> send the article's 7,584 rows -> plan
+# shows "No changes.". Starts a private moto server on a free loopback port and stops it after.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+stack="${1:-stacks/crime-data.yaml}"
+csv="${2:-tests/fixtures/sacramento-crime-2006-01.csv}"
+scripts/moto-venv.sh
+cargo build --locked --quiet --bin pipectl
+port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+log="$(mktemp)"
+.venv/bin/python scripts/moto_shim.py -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
+moto=$!
+trap 'kill $moto 2>/dev/null || true; rm -f "$log"' EXIT
+for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+export AWS_ENDPOINT_URL="http://127.0.0.1:$port" AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
+export AWS_REGION=eu-west-1 AWS_EC2_METADATA_DISABLED=true PIPECTL_POLL_MS=200
+p=target/debug/pipectl
+set -x
+"$p" validate -f "$stack"
+"$p" bundle -f "$stack"
+"$p" plan -f "$stack"
+"$p" apply -f "$stack" --yes
+"$p" produce -f "$stack" --pipeline crime --csv "$csv"
+"$p" plan -f "$stack" --detailed-exitcode

@@ -1,0 +1,179 @@
+//! Shared integration-test support: a private moto server per test (installed by
+//! scripts/moto-venv.sh if missing; a failure to install fails the test, never skips it), the
+//! real `pipectl` binary pointed at it, and the transform bundle built once per run.
+
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub const REGION: &str = "eu-west-1";
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn venv() -> PathBuf {
+    std::env::var_os("PIPECTL_VENV").map(PathBuf::from).unwrap_or_else(|| root().join(".venv"))
+}
+
+fn ensure_moto_installed() {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| {
+        let status = Command::new("bash").arg(root().join("scripts/moto-venv.sh")).status().expect("running scripts/moto-venv.sh");
+        assert!(status.success(), "installing moto failed (scripts/moto-venv.sh); the integration tests need it and do not skip");
+    });
+}
+
+/// A moto server on a free loopback port, killed on drop.
+pub struct Moto {
+    child: Child,
+    pub port: u16,
+    log: PathBuf,
+}
+
+impl Moto {
+    pub fn start() -> Moto {
+        ensure_moto_installed();
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let log = std::env::temp_dir().join(format!("pipectl-moto-{port}.log"));
+        let child = Command::new(venv().join("bin/python"))
+            .arg(root().join("scripts/moto_shim.py"))
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("starting moto");
+        let m = Moto { child, port, log };
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            assert!(Instant::now() < deadline, "moto did not start on port {port}; log: {}", m.log.display());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        m
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// An SDK config for direct checks against this server.
+    pub async fn sdk(&self) -> aws_config::SdkConfig {
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(REGION))
+            .endpoint_url(self.endpoint())
+            .credentials_provider(aws_sdk_kinesis::config::Credentials::new("testing", "testing", None, None, "test"))
+            .load()
+            .await
+    }
+
+    pub async fn aws(&self) -> pipectl::aws::Aws {
+        pipectl::aws::Aws::from_config(&self.sdk().await, true)
+    }
+
+    /// Runs the real pipectl binary against this server.
+    pub fn pipectl(&self, args: &[&str]) -> Run {
+        run_bin(env!("CARGO_BIN_EXE_pipectl"), args, &self.endpoint())
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub struct Run {
+    pub status: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn ok(self) -> Run {
+        assert_eq!(self.status, 0, "pipectl failed:\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self
+    }
+    pub fn code(self, want: i32) -> Run {
+        assert_eq!(self.status, want, "pipectl exit status:\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self
+    }
+}
+
+pub fn run_bin(bin: &str, args: &[&str], endpoint: &str) -> Run {
+    let out: Output = Command::new(bin)
+        .args(args)
+        .current_dir(root())
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", REGION)
+        .env_remove("AWS_PROFILE")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("PIPECTL_POLL_MS", "50")
+        .env("PIPECTL_RETRY_BASE_MS", "50")
+        .env("PIPECTL_RETRY_ATTEMPTS", "3")
+        .stdin(Stdio::null())
+        .output()
+        .expect("running pipectl");
+    Run {
+        status: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// The transform bundle, built once per test run with the real `pipectl bundle`.
+pub fn bundle_dir() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = root().join("target/test-dist");
+        let out = run_bin(env!("CARGO_BIN_EXE_pipectl"), &["bundle", "-f", "stacks/crime-data.yaml", "--out", dir.to_str().unwrap()], "http://127.0.0.1:9");
+        assert_eq!(out.status, 0, "bundle failed:\n{}\n{}", out.stdout, out.stderr);
+        dir
+    })
+    .clone()
+}
+
+/// A scratch directory removed on drop.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new(tag: &str) -> Scratch {
+        let p = std::env::temp_dir().join(format!("pipectl-{tag}-{}-{}", std::process::id(), fastrand::u64(..)));
+        std::fs::create_dir_all(&p).unwrap();
+        Scratch(p)
+    }
+    pub fn write(&self, name: &str, text: &str) -> String {
+        let p = self.0.join(name);
+        std::fs::write(&p, text).unwrap();
+        p.display().to_string()
+    }
+    pub fn path(&self, name: &str) -> String {
+        self.0.join(name).display().to_string()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn stack_text(name: &str) -> String {
+    std::fs::read_to_string(root().join("stacks").join(name)).unwrap()
+}
+
+pub fn data_csv() -> PathBuf {
+    // The article's 7,584 rows, copied into the repository as a fixture.
+    root().join("tests/fixtures/sacramento-crime-2006-01.csv")
+}
+
+pub fn exists(p: &Path) -> bool {
+    p.exists()
+}

@@ -1,0 +1,278 @@
+//! The engine end to end: the real `pipectl` binary against a private moto server.
+//! apply → No changes → edit → exactly that change → apply → drift repaired → destroy, for both
+//! engine families; conflicts with unowned resources; saved plans; no AWS call on a bad spec.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use common::{bundle_dir, Moto, Scratch};
+use pipectl::resources::{read, Kind, Live, ResourceId};
+use serde_json::Value;
+
+fn id(kind: Kind, name: &str) -> ResourceId {
+    ResourceId::new(kind, name)
+}
+
+async fn live(m: &Moto, kind: Kind, name: &str) -> Option<Live> {
+    read(&m.aws().await, &id(kind, name)).await.unwrap()
+}
+
+/// (resource id, [attributes]) of every step of a JSON plan.
+fn plan_changes(json: &str) -> Vec<(String, String, Vec<String>)> {
+    let v: Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json}"));
+    v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let id = format!("{}.{}", s["id"]["kind"].as_str().unwrap(), s["id"]["name"].as_str().unwrap());
+            let attrs = s["changes"].as_array().unwrap().iter().map(|c| c["attr"].as_str().unwrap().to_string()).collect();
+            (id, s["action"].as_str().unwrap().to_string(), attrs)
+        })
+        .collect()
+}
+
+fn artifacts() -> String {
+    bundle_dir().display().to_string()
+}
+
+/// The full lifecycle for one stack file; `edits` turn the spec into its edited form and
+/// `expected` lists exactly the changes the plan must show.
+async fn lifecycle(stack: &str, edits: &[(&str, &str)], expected: &[(&str, &[&str])]) {
+    let m = Moto::start();
+    let dir = Scratch::new("lifecycle");
+    let text = common::stack_text(stack);
+    let spec = dir.write("stack.yaml", &text);
+    let art = artifacts();
+
+    let out = m.pipectl(&["apply", "-f", &spec, "--yes", "--artifacts", &art]).ok();
+    assert!(out.stdout.contains("Plan: 7 to add") || out.stdout.contains("to add"), "{}", out.stdout);
+    assert!(out.stderr.contains("Apply complete"), "{}", out.stderr);
+
+    // The key test: right after apply, nothing to do.
+    let out = m.pipectl(&["plan", "-f", &spec, "--detailed-exitcode", "--artifacts", &art]).code(0);
+    assert!(out.stdout.trim_end().ends_with("No changes."), "{}", out.stdout);
+
+    let spec_v: pipectl::spec::Spec = serde_yaml::from_str(&text).unwrap();
+    let stream_name = spec_v.pipelines[0].stream.name.clone();
+    let delivery_name = spec_v.pipelines[0].delivery.name.clone();
+    let Some(Live::KinesisStream(s0)) = live(&m, Kind::KinesisStream, &stream_name).await else { panic!("stream missing") };
+    let Some(Live::DeliveryStream(d0)) = live(&m, Kind::DeliveryStream, &delivery_name).await else { panic!("delivery missing") };
+
+    // Edit the spec: the plan shows exactly those changes.
+    let mut edited = text.clone();
+    for (from, to) in edits {
+        assert!(edited.contains(from), "edit base {from:?} not in {stack}");
+        edited = edited.replacen(from, to, 1);
+    }
+    let spec2 = dir.write("stack2.yaml", &edited);
+    let out = m.pipectl(&["plan", "-f", &spec2, "--json", "--detailed-exitcode", "--artifacts", &art]).code(2);
+    let got = plan_changes(&out.stdout);
+    let want: Vec<(String, String, Vec<String>)> = expected
+        .iter()
+        .map(|(i, attrs)| (i.to_string(), "update".to_string(), attrs.iter().map(|a| a.to_string()).collect()))
+        .collect();
+    assert_eq!(got, want, "plan after edit:\n{}", out.stdout);
+
+    m.pipectl(&["apply", "-f", &spec2, "--yes", "--artifacts", &art]).ok();
+    let out = m.pipectl(&["plan", "-f", &spec2, "--detailed-exitcode", "--artifacts", &art]).code(0);
+    assert!(out.stdout.trim_end().ends_with("No changes."), "{}", out.stdout);
+
+    // Updated in place: same resources, same creation time.
+    let Some(Live::KinesisStream(s1)) = live(&m, Kind::KinesisStream, &stream_name).await else { panic!() };
+    let Some(Live::DeliveryStream(d1)) = live(&m, Kind::DeliveryStream, &delivery_name).await else { panic!() };
+    assert_eq!(s0.created, s1.created);
+    assert_eq!(s0.arn, s1.arn);
+    assert_eq!(d0.created, d1.created);
+    assert_ne!(d0.version_id, d1.version_id, "UpdateDestination bumps the version");
+
+    // Drift made outside pipectl shows up and is repaired.
+    let sdk = m.sdk().await;
+    let lambda = aws_sdk_lambda::Client::new(&sdk);
+    let function = spec_v.pipelines[0].transform.function.clone();
+    lambda.update_function_configuration().function_name(&function).memory_size(1024).send().await.unwrap();
+    let kinesis = aws_sdk_kinesis::Client::new(&sdk);
+    kinesis.add_tags_to_stream().stream_name(&stream_name).tags("added-in-console", "yes").send().await.unwrap();
+    let out = m.pipectl(&["plan", "-f", &spec2, "--json", "--artifacts", &art]).ok();
+    let got = plan_changes(&out.stdout);
+    assert_eq!(
+        got,
+        vec![
+            (format!("kinesis_stream.{stream_name}"), "update".to_string(), vec!["tags".to_string()]),
+            (format!("lambda_function.{function}"), "update".to_string(), vec!["memory_mb".to_string()]),
+        ],
+        "{}",
+        out.stdout
+    );
+    m.pipectl(&["apply", "-f", &spec2, "--yes", "--artifacts", &art]).ok();
+    m.pipectl(&["plan", "-f", &spec2, "--detailed-exitcode", "--artifacts", &art]).code(0);
+
+    // Destroy: an unowned neighbour with a similar name survives; a bucket holding failed
+    // documents is kept (non-zero exit naming it) until --purge.
+    let neighbour = format!("{stream_name}-neighbour");
+    kinesis.create_stream().stream_name(&neighbour).shard_count(1).send().await.unwrap();
+    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true).build());
+    let neighbour_bucket = format!("{}-x", spec_v.bucket.name);
+    s3.create_bucket()
+        .bucket(&neighbour_bucket)
+        .create_bucket_configuration(
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuWest1)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    s3.put_object()
+        .bucket(&spec_v.bucket.name)
+        .key(format!("{}2026/11/28/failed-doc", spec_v.pipelines[0].delivery.failed_prefix))
+        .body(aws_sdk_s3::primitives::ByteStream::from_static(b"{\"doc\":1}"))
+        .send()
+        .await
+        .unwrap();
+    let out = m.pipectl(&["destroy", "-f", &spec2, "--yes"]).code(1);
+    assert!(out.stderr.contains("BucketNotEmpty") && out.stderr.contains(&spec_v.bucket.name), "{}", out.stderr);
+    assert!(live(&m, Kind::KinesisStream, &stream_name).await.is_none());
+    assert!(live(&m, Kind::DeliveryStream, &delivery_name).await.is_none());
+    assert!(live(&m, Kind::SearchDomain, &spec_v.search.domain).await.is_none());
+    assert!(live(&m, Kind::LambdaFunction, &function).await.is_none());
+    assert!(live(&m, Kind::S3Bucket, &spec_v.bucket.name).await.is_some(), "the bucket with failed documents is kept");
+    let out = m.pipectl(&["destroy", "-f", &spec2, "--yes", "--purge"]).ok();
+    assert!(out.stdout.contains("s3_bucket."), "{}", out.stdout);
+    assert!(live(&m, Kind::S3Bucket, &spec_v.bucket.name).await.is_none());
+    for r in [id(Kind::IamRole, &format!("{}-firehose", spec_v.stack)), id(Kind::IamRole, &format!("{}-lambda", spec_v.stack))] {
+        assert!(read(&m.aws().await, &r).await.unwrap().is_none(), "{r} left behind");
+    }
+    // Nothing owned is left; the neighbours survive.
+    let out = m.pipectl(&["plan", "-f", &spec2, "--destroy", "--detailed-exitcode"]).code(0);
+    assert!(out.stdout.trim_end().ends_with("No changes."), "{}", out.stdout);
+    assert!(live(&m, Kind::KinesisStream, &neighbour).await.is_some());
+    assert!(live(&m, Kind::S3Bucket, &neighbour_bucket).await.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn opensearch_stack_lifecycle() {
+    lifecycle(
+        "crime-data.yaml",
+        &[
+            ("shards: 1, retention_hours: 24", "shards: 2, retention_hours: 48"),
+            ("buffering: { size_mb: 1, interval_s: 60 }", "buffering: { size_mb: 2, interval_s: 60 }"),
+            ("memory_mb: 128", "memory_mb: 256"),
+        ],
+        &[
+            ("kinesis_stream.DataStream", &["shards", "retention_hours"]),
+            ("lambda_function.transform-firehose-data", &["memory_mb"]),
+            ("delivery_stream.firehose", &["buffering.size_mb"]),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn elasticsearch_stack_lifecycle() {
+    lifecycle(
+        "two-feeds-es.yaml",
+        &[
+            ("shards: 2, retention_hours: 48", "shards: 4, retention_hours: 24"),
+            ("failed_prefix: failed/crime/", "failed_prefix: failed/crime/\n      buffering: { size_mb: 3, interval_s: 120 }"),
+            ("transform: { function: city-crime-transform }", "transform: { function: city-crime-transform, memory_mb: 512 }"),
+        ],
+        &[
+            ("kinesis_stream.city-crime", &["shards", "retention_hours"]),
+            ("lambda_function.city-crime-transform", &["memory_mb"]),
+            ("delivery_stream.city-crime-delivery", &["buffering.size_mb", "buffering.interval_s"]),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unowned_same_name_is_refused_before_any_change() {
+    let m = Moto::start();
+    let dir = Scratch::new("conflict");
+    let spec = dir.write("stack.yaml", &common::stack_text("crime-data.yaml"));
+    let kinesis = aws_sdk_kinesis::Client::new(&m.sdk().await);
+    kinesis.create_stream().stream_name("DataStream").shard_count(3).send().await.unwrap();
+    let art = artifacts();
+    let out = m.pipectl(&["plan", "-f", &spec, "--artifacts", &art]).code(1);
+    assert!(out.stdout.contains("kinesis_stream.DataStream exists but is not managed by pipectl"), "{}", out.stdout);
+    let out = m.pipectl(&["apply", "-f", &spec, "--yes", "--artifacts", &art]).code(1);
+    assert!(out.stderr.contains("refusing to apply: 1 conflict(s), nothing was changed"), "{}", out.stderr);
+    // Nothing was created, and the stream is untouched.
+    assert!(live(&m, Kind::IamRole, "crime-data-lambda").await.is_none());
+    assert!(live(&m, Kind::S3Bucket, "crime-data-firehose-backup").await.is_none());
+    let Some(Live::KinesisStream(s)) = live(&m, Kind::KinesisStream, "DataStream").await else { panic!() };
+    assert_eq!(s.shards, 3);
+    assert!(s.tags.is_empty());
+    // Destroy never touches it either.
+    m.pipectl(&["destroy", "-f", &spec, "--yes"]).ok();
+    assert!(live(&m, Kind::KinesisStream, "DataStream").await.is_some());
+    // --adopt takes it over explicitly.
+    let out = m.pipectl(&["apply", "-f", &spec, "--yes", "--adopt", "--artifacts", &art]).ok();
+    assert!(out.stdout.contains("adopt"), "{}", out.stdout);
+    m.pipectl(&["plan", "-f", &spec, "--detailed-exitcode", "--artifacts", &art]).code(0);
+    let Some(Live::KinesisStream(s)) = live(&m, Kind::KinesisStream, "DataStream").await else { panic!() };
+    assert_eq!(s.shards, 1);
+    assert_eq!(s.tags.get("pipectl:stack").map(String::as_str), Some("crime-data"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn saved_plan_applies_exactly_and_refuses_when_stale() {
+    let m = Moto::start();
+    let dir = Scratch::new("saved");
+    let spec = dir.write("stack.yaml", &common::stack_text("crime-data.yaml"));
+    let art = artifacts();
+    let saved = dir.path("plan.json");
+    m.pipectl(&["plan", "-f", &spec, "--out", &saved, "--artifacts", &art]).ok();
+    m.pipectl(&["apply", &saved, "--yes"]).ok();
+    m.pipectl(&["plan", "-f", &spec, "--detailed-exitcode", "--artifacts", &art]).code(0);
+
+    let edited = common::stack_text("crime-data.yaml").replace("retention_hours: 24", "retention_hours: 36");
+    let spec2 = dir.write("stack2.yaml", &edited);
+    let saved2 = dir.path("plan2.json");
+    m.pipectl(&["plan", "-f", &spec2, "--out", &saved2, "--artifacts", &art]).ok();
+    // Someone changes the stream between plan and apply.
+    let kinesis = aws_sdk_kinesis::Client::new(&m.sdk().await);
+    kinesis.increase_stream_retention_period().stream_name("DataStream").retention_period_hours(48).send().await.unwrap();
+    let out = m.pipectl(&["apply", &saved2, "--yes"]).code(1);
+    assert!(out.stderr.contains("the live state changed since it was made") && out.stderr.contains("kinesis_stream.DataStream"), "{}", out.stderr);
+    let Some(Live::KinesisStream(s)) = live(&m, Kind::KinesisStream, "DataStream").await else { panic!() };
+    assert_eq!(s.retention_hours, 48, "the stale plan changed nothing");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn apply_without_terminal_or_yes_refuses() {
+    let m = Moto::start();
+    let dir = Scratch::new("noyes");
+    let spec = dir.write("stack.yaml", &common::stack_text("crime-data.yaml"));
+    let out = m.pipectl(&["apply", "-f", &spec, "--artifacts", &artifacts()]).code(1);
+    assert!(out.stderr.contains("pass --yes"), "{}", out.stderr);
+    assert!(live(&m, Kind::IamRole, "crime-data-lambda").await.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn invalid_spec_fails_before_any_aws_call() {
+    // An "AWS endpoint" that counts connections: a bad spec must open none.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let h = hits.clone();
+    tokio::spawn(pipectl::testkit::serve(listener, move |_| {
+        h.fetch_add(1, Ordering::SeqCst);
+        pipectl::testkit::Message::response(500, "text/plain", "no")
+    }));
+    let dir = Scratch::new("invalid");
+    let spec = dir.write("bad.yaml", &common::stack_text("crime-data.yaml").replace("shards: 1,", "shards: 0,"));
+    for cmd in ["plan", "apply", "destroy"] {
+        let mut args = vec![cmd, "-f", spec.as_str()];
+        if cmd != "plan" {
+            args.push("--yes");
+        }
+        let out = common::run_bin(env!("CARGO_BIN_EXE_pipectl"), &args, &format!("http://{addr}"));
+        assert_eq!(out.status, 1, "{cmd}: {}", out.stderr);
+        assert!(out.stderr.contains("bad.yaml:24:41: error: shards must be at least 1"), "{cmd}: {}", out.stderr);
+    }
+    assert_eq!(hits.load(Ordering::SeqCst), 0, "a bad spec made AWS calls");
+}
