@@ -79,6 +79,25 @@ def update_destination(self):
 fr.FirehoseResponse.create_delivery_stream = create_delivery_stream
 fr.FirehoseResponse.update_destination = update_destination
 
+# pipectl addition: moto 5.2.5's Kinesis Shard.put_record is "not safe for concurrency" (its
+# own comment): it numbers a record max(sequence)+1, so two PutRecords calls served at once on
+# moto's threaded server can give two records the same number and one overwrites the other.
+# Real Kinesis accepts concurrent writers, and the producer keeps several batches in flight,
+# so the emulator serialises writes here instead of the producer being slowed down for it.
+import threading
+
+from moto.kinesis import models as km
+
+_kinesis_write_lock = threading.Lock()
+for _name in ("put_record", "put_records"):
+    _orig = getattr(km.KinesisBackend, _name)
+
+    def _locked(self, *args, _orig=_orig, **kwargs):
+        with _kinesis_write_lock:
+            return _orig(self, *args, **kwargs)
+
+    setattr(km.KinesisBackend, _name, _locked)
+
 if __name__ == "__main__":
     from moto.server import main
 

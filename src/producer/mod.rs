@@ -480,7 +480,7 @@ fn finish_failures(
     }
     let path = args.failed_out.clone().unwrap_or_else(|| undelivered_path(&args.csv));
     let io = |source| ProduceError::FailedOut { path: path.display().to_string(), source };
-    let mut w = csv::Writer::from_path(&path).map_err(|e| io(e.into()))?;
+    let mut w = csv::WriterBuilder::new().flexible(true).from_path(&path).map_err(|e| io(e.into()))?;
     w.write_byte_record(headers).map_err(|e| io(e.into()))?;
     let mut rows: Vec<(u64, &csv::ByteRecord)> = rejected
         .iter()
