@@ -72,6 +72,15 @@ pub struct Report {
     pub batches: u64,
     pub elapsed: Duration,
     pub failed_file: Option<PathBuf>,
+    /// Peak resident memory of the process (Linux: VmHWM), in KiB.
+    pub peak_rss_kib: Option<u64>,
+}
+
+/// The process's peak resident set size, where the OS reports it.
+pub fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 impl std::fmt::Display for Report {
@@ -84,6 +93,9 @@ impl std::fmt::Display for Report {
         writeln!(f, "retries:            {}", self.retries)?;
         writeln!(f, "PutRecords calls:   {}", self.batches)?;
         write!(f, "elapsed:            {:.3} s ({:.0} rows/s)", secs, self.rows_read as f64 / secs)?;
+        if let Some(kib) = self.peak_rss_kib {
+            write!(f, "\npeak memory:        {:.1} MiB", kib as f64 / 1024.0)?;
+        }
         if let Some(p) = &self.failed_file {
             write!(f, "\nundelivered/rejected rows written to {}", p.display())?;
         }
@@ -359,6 +371,7 @@ pub async fn produce(
         progress.done();
         report.rejected = rejected.len() as u64;
         report.elapsed = start.elapsed();
+        report.peak_rss_kib = peak_rss_kib();
         finish_failures(args, &headers, &mut report, rejected, Vec::new())?;
         return Ok(report);
     };
@@ -460,6 +473,7 @@ pub async fn produce(
     failed.sort_by_key(|r| r.row);
     report.undelivered = failed.len() as u64;
     report.elapsed = start.elapsed();
+    report.peak_rss_kib = peak_rss_kib();
     finish_failures(args, &headers, &mut report, rejected, failed)?;
     Ok(report)
 }
