@@ -23,7 +23,7 @@ fn rows() -> Vec<Vec<u8>> {
 
 fn main() {
     let spec = pipectl::spec::parse("s.yaml", include_str!("../stacks/crime-data.yaml")).unwrap().spec;
-    let schema = &spec.pipelines[0].schema;
+    let schema = &pipectl::schema::Compiled::new(&spec.pipelines[0].schema);
     let all = rows();
     println!("transform benchmark (release build, one core)");
     for n in [500usize, 10_000] {

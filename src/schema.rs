@@ -7,7 +7,10 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
+use std::borrow::Cow;
+
+use chrono::format::{Item, Parsed, StrftimeItems};
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -174,51 +177,58 @@ pub enum WireError {
 /// not start a value is taken literally, which keeps unquoted legacy input readable.
 pub fn decode_record(data: &[u8], delim: char) -> Result<Vec<String>, WireError> {
     let text = std::str::from_utf8(data).map_err(|e| WireError::Utf8(e.valid_up_to()))?;
+    Ok(decode_str(text, delim)?.into_iter().map(Cow::into_owned).collect())
+}
+
+/// [`decode_record`] without copying: unquoted values borrow from `text`.
+pub fn decode_str(text: &str, delim: char) -> Result<Vec<Cow<'_, str>>, WireError> {
     // A trailing newline is a record terminator some producers add, not part of the last value.
     let text = text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(text);
-    let mut values = Vec::new();
-    let mut chars = text.char_indices().peekable();
+    let mut values = Vec::with_capacity(16);
+    let mut rest = text;
+    let mut offset = 0;
     loop {
-        let mut value = String::new();
-        match chars.peek() {
-            Some(&(start, '"')) => {
-                chars.next();
-                loop {
-                    match chars.next() {
-                        None => return Err(WireError::Unterminated(start)),
-                        Some((_, '"')) => {
-                            if let Some(&(_, '"')) = chars.peek() {
-                                chars.next();
-                                value.push('"');
-                            } else {
-                                break;
-                            }
+        if let Some(quoted) = rest.strip_prefix('"') {
+            let mut value = String::new();
+            let mut chars = quoted.char_indices().peekable();
+            let end = loop {
+                match chars.next() {
+                    None => return Err(WireError::Unterminated(offset)),
+                    Some((i, '"')) => {
+                        if let Some(&(_, '"')) = chars.peek() {
+                            chars.next();
+                            value.push('"');
+                        } else {
+                            break i + 1;
                         }
-                        Some((_, c)) => value.push(c),
-                    }
-                }
-                match chars.next() {
-                    None => {
-                        values.push(value);
-                        return Ok(values);
-                    }
-                    Some((_, c)) if c == delim => values.push(value),
-                    Some((i, _)) => return Err(WireError::AfterQuote(i)),
-                }
-            }
-            _ => loop {
-                match chars.next() {
-                    None => {
-                        values.push(value);
-                        return Ok(values);
-                    }
-                    Some((_, c)) if c == delim => {
-                        values.push(value);
-                        break;
                     }
                     Some((_, c)) => value.push(c),
                 }
-            },
+            };
+            values.push(Cow::Owned(value));
+            // `end` indexes `quoted`: the byte after the closing quote.
+            let after = &quoted[end..];
+            let consumed = 1 + end;
+            match after.chars().next() {
+                None => return Ok(values),
+                Some(c) if c == delim => {
+                    rest = &after[c.len_utf8()..];
+                    offset += consumed + c.len_utf8();
+                }
+                Some(_) => return Err(WireError::AfterQuote(offset + consumed)),
+            }
+        } else {
+            match rest.find(delim) {
+                None => {
+                    values.push(Cow::Borrowed(rest));
+                    return Ok(values);
+                }
+                Some(i) => {
+                    values.push(Cow::Borrowed(&rest[..i]));
+                    rest = &rest[i + delim.len_utf8()..];
+                    offset += i + delim.len_utf8();
+                }
+            }
         }
     }
 }
@@ -254,59 +264,154 @@ impl fmt::Display for TypeError {
 
 impl std::error::Error for TypeError {}
 
-/// Turns one wire record into its typed JSON document. `arrival` feeds `value: arrival_time`.
-pub fn type_record(
-    schema: &Schema,
-    data: &[u8],
-    arrival: DateTime<Utc>,
-) -> Result<Map<String, Value>, TypeError> {
-    let values = decode_record(data, schema.delimiter_char()).map_err(TypeError::Wire)?;
-    let expected = schema.wire_fields().count();
-    if values.len() != expected {
-        return Err(TypeError::Arity { expected, got: values.len() });
-    }
-    let mut typed: BTreeMap<&str, Value> = BTreeMap::new();
-    for (field, raw) in schema.wire_fields().zip(values.iter()) {
-        typed.insert(&field.name, type_value(schema, field, raw)?);
-    }
-    let mut doc = Map::new();
-    for field in &schema.fields {
-        let v = if field.from.is_some() {
-            typed.remove(field.name.as_str()).unwrap_or(Value::Null)
-        } else if field.value == Some(Computed::ArrivalTime) {
-            Value::String(arrival.to_rfc3339_opts(SecondsFormat::AutoSi, true))
-        } else if field.ty == FieldType::GeoPoint {
-            geo_point(schema, field, &doc, &typed)?
-        } else {
-            Value::Null
-        };
-        doc.insert(field.name.clone(), v);
-    }
-    Ok(doc)
+/// Where a document field's value comes from.
+#[derive(Debug, Clone)]
+enum Source {
+    /// The n-th wire value.
+    Wire(usize),
+    Arrival,
+    /// A point from two wire values (latitude, longitude).
+    Geo(usize, usize),
+    Null,
 }
 
-fn geo_point(
-    schema: &Schema,
-    field: &Field,
-    doc: &Map<String, Value>,
-    typed: &BTreeMap<&str, Value>,
-) -> Result<Value, TypeError> {
-    let get = |name: &Option<String>| -> Option<f64> {
-        let name = name.as_deref()?;
-        doc.get(name).or_else(|| typed.get(name)).and_then(Value::as_f64)
-    };
-    let _ = schema;
-    match (get(&field.lat), get(&field.lon)) {
-        (Some(lat), Some(lon)) => {
-            if !(-90.0..=90.0).contains(&lat) {
-                return Err(bad(&field.name, &lat.to_string(), "latitude outside -90..90"));
-            }
-            if !(-180.0..=180.0).contains(&lon) {
-                return Err(bad(&field.name, &lon.to_string(), "longitude outside -180..180"));
-            }
-            Ok(serde_json::json!({ "lat": lat, "lon": lon }))
+#[derive(Debug, Clone)]
+struct CompiledField {
+    name: String,
+    /// `"name":`, escaped once.
+    key: Vec<u8>,
+    ty: FieldType,
+    source: Source,
+    /// The date format, parsed once (strftime parsing per record is most of a date's cost).
+    date: Option<Vec<Item<'static>>>,
+}
+
+/// A schema prepared for typing many records: formats parsed and field sources resolved once
+/// (at the Lambda's cold start), so each record costs one pass.
+#[derive(Debug, Clone)]
+pub struct Compiled {
+    delimiter: char,
+    nulls: Vec<String>,
+    wire_count: usize,
+    fields: Vec<CompiledField>,
+}
+
+/// One typed value, borrowing from the record where it can.
+#[derive(Debug, Clone, PartialEq)]
+enum Val<'a> {
+    Null,
+    Str(Cow<'a, str>),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Date(DateTime<Utc>),
+    Geo(f64, f64),
+}
+
+fn date_items(fmt: &str) -> Vec<Item<'static>> {
+    StrftimeItems::new(fmt).parse_to_owned().unwrap_or_default()
+}
+
+impl Compiled {
+    pub fn new(schema: &Schema) -> Compiled {
+        let wire_index: BTreeMap<&str, usize> =
+            schema.wire_fields().enumerate().map(|(i, f)| (f.name.as_str(), i)).collect();
+        let mut fields = Vec::with_capacity(schema.fields.len());
+        for f in &schema.fields {
+            let source = if f.from.is_some() {
+                Source::Wire(wire_index[f.name.as_str()])
+            } else if f.value == Some(Computed::ArrivalTime) {
+                Source::Arrival
+            } else if f.ty == FieldType::GeoPoint {
+                let idx = |n: &Option<String>| n.as_deref().and_then(|n| wire_index.get(n).copied());
+                match (idx(&f.lat), idx(&f.lon)) {
+                    (Some(a), Some(b)) => Source::Geo(a, b),
+                    _ => Source::Null,
+                }
+            } else {
+                Source::Null
+            };
+            let mut key = serde_json::to_vec(&f.name).expect("a string serialises");
+            key.push(b':');
+            fields.push(CompiledField {
+                name: f.name.clone(),
+                key,
+                ty: f.ty,
+                source,
+                date: (f.ty == FieldType::Date).then(|| date_items(f.format.as_deref().unwrap_or("%+"))),
+            });
         }
-        _ => Ok(Value::Null),
+        Compiled {
+            delimiter: schema.delimiter_char(),
+            nulls: schema.nulls.clone(),
+            wire_count: schema.wire_fields().count(),
+            fields,
+        }
+    }
+
+    /// Types one wire record and writes its JSON document to `out` (cleared first).
+    pub fn write_document(&self, data: &[u8], arrival: DateTime<Utc>, out: &mut Vec<u8>) -> Result<(), TypeError> {
+        out.clear();
+        let text = std::str::from_utf8(data).map_err(|e| TypeError::Wire(WireError::Utf8(e.valid_up_to())))?;
+        let raw = decode_str(text, self.delimiter).map_err(TypeError::Wire)?;
+        if raw.len() != self.wire_count {
+            return Err(TypeError::Arity { expected: self.wire_count, got: raw.len() });
+        }
+        let mut typed: Vec<Val<'_>> = vec![Val::Null; raw.len()];
+        for f in &self.fields {
+            if let Source::Wire(i) = f.source {
+                typed[i] = type_one(&self.nulls, f, &raw[i])?;
+            }
+        }
+        out.push(b'{');
+        for (n, f) in self.fields.iter().enumerate() {
+            if n > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(&f.key);
+            match &f.source {
+                Source::Wire(i) => write_val(out, &typed[*i]),
+                Source::Arrival => write_val(out, &Val::Date(arrival)),
+                Source::Geo(a, b) => match (&typed[*a], &typed[*b]) {
+                    (Val::Float(lat), Val::Float(lon)) => {
+                        if !(-90.0..=90.0).contains(lat) {
+                            return Err(bad(&f.name, &lat.to_string(), "latitude outside -90..90"));
+                        }
+                        if !(-180.0..=180.0).contains(lon) {
+                            return Err(bad(&f.name, &lon.to_string(), "longitude outside -180..180"));
+                        }
+                        write_val(out, &Val::Geo(*lat, *lon));
+                    }
+                    _ => write_val(out, &Val::Null),
+                },
+                Source::Null => write_val(out, &Val::Null),
+            }
+        }
+        out.push(b'}');
+        Ok(())
+    }
+}
+
+fn write_val(out: &mut Vec<u8>, v: &Val<'_>) {
+    // Writing into a Vec cannot fail.
+    match v {
+        Val::Null => out.extend_from_slice(b"null"),
+        Val::Str(s) => serde_json::to_writer(&mut *out, s.as_ref()).expect("write to Vec"),
+        Val::Int(i) => serde_json::to_writer(&mut *out, i).expect("write to Vec"),
+        Val::Float(x) => serde_json::to_writer(&mut *out, x).expect("write to Vec"),
+        Val::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        Val::Date(d) => {
+            out.push(b'"');
+            out.extend_from_slice(d.to_rfc3339_opts(SecondsFormat::AutoSi, true).as_bytes());
+            out.push(b'"');
+        }
+        Val::Geo(lat, lon) => {
+            out.extend_from_slice(b"{\"lat\":");
+            serde_json::to_writer(&mut *out, lat).expect("write to Vec");
+            out.extend_from_slice(b",\"lon\":");
+            serde_json::to_writer(&mut *out, lon).expect("write to Vec");
+            out.push(b'}');
+        }
     }
 }
 
@@ -314,66 +419,92 @@ fn bad(field: &str, value: &str, reason: &'static str) -> TypeError {
     TypeError::Value { field: field.to_string(), value: value.to_string(), reason }
 }
 
-/// Types one wire value according to its field.
-pub fn type_value(schema: &Schema, field: &Field, raw: &str) -> Result<Value, TypeError> {
+/// Types one wire value: trimmed; a null marker becomes null whatever the type.
+fn type_one<'a>(nulls: &[String], f: &CompiledField, raw: &Cow<'a, str>) -> Result<Val<'a>, TypeError> {
     let v = raw.trim();
-    if schema.nulls.iter().any(|n| n == v) {
-        return Ok(Value::Null);
+    if nulls.iter().any(|n| n == v) {
+        return Ok(Val::Null);
     }
-    match field.ty {
-        FieldType::Keyword | FieldType::Text => Ok(Value::String(v.to_string())),
-        FieldType::Integer => v
-            .parse::<i64>()
-            .map(Value::from)
-            .map_err(|_| bad(&field.name, raw, "not an integer")),
+    match f.ty {
+        FieldType::Keyword | FieldType::Text => Ok(Val::Str(match raw {
+            Cow::Borrowed(b) => Cow::Borrowed(b.trim()),
+            Cow::Owned(_) => Cow::Owned(v.to_string()),
+        })),
+        FieldType::Integer => v.parse::<i64>().map(Val::Int).map_err(|_| bad(&f.name, raw, "not an integer")),
         FieldType::Float => match v.parse::<f64>() {
-            Ok(x) if x.is_finite() => Ok(serde_json::Number::from_f64(x)
-                .map(Value::Number)
-                .unwrap_or(Value::Null)),
-            _ => Err(bad(&field.name, raw, "not a finite number")),
+            Ok(x) if x.is_finite() => Ok(Val::Float(x)),
+            _ => Err(bad(&f.name, raw, "not a finite number")),
         },
-        FieldType::Boolean => match v.to_ascii_lowercase().as_str() {
-            "true" | "1" => Ok(Value::Bool(true)),
-            "false" | "0" => Ok(Value::Bool(false)),
-            _ => Err(bad(&field.name, raw, "not a boolean (true/false/1/0)")),
-        },
-        FieldType::Date => {
-            let fmt = field.format.as_deref().unwrap_or("%+");
-            parse_date(v, fmt)
-                .map(|d| Value::String(d.to_rfc3339_opts(SecondsFormat::AutoSi, true)))
-                .ok_or_else(|| bad(&field.name, raw, "does not match the date format"))
+        FieldType::Boolean => {
+            if v.eq_ignore_ascii_case("true") || v == "1" {
+                Ok(Val::Bool(true))
+            } else if v.eq_ignore_ascii_case("false") || v == "0" {
+                Ok(Val::Bool(false))
+            } else {
+                Err(bad(&f.name, raw, "not a boolean (true/false/1/0)"))
+            }
         }
-        // A geo_point is computed from two other fields, never read from the wire directly;
-        // a wire geo_point is accepted as "lat,lon".
+        FieldType::Date => parse_date_items(v, f.date.as_deref().unwrap_or(&[]))
+            .map(Val::Date)
+            .ok_or_else(|| bad(&f.name, raw, "does not match the date format")),
+        // A geo_point read from the wire directly is written "lat,lon".
         FieldType::GeoPoint => {
             let mut it = v.split(',').map(|p| p.trim().parse::<f64>());
             match (it.next(), it.next(), it.next()) {
                 (Some(Ok(lat)), Some(Ok(lon)), None)
                     if (-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lon) =>
                 {
-                    Ok(serde_json::json!({ "lat": lat, "lon": lon }))
+                    Ok(Val::Geo(lat, lon))
                 }
-                _ => Err(bad(&field.name, raw, "not a \"lat,lon\" point in range")),
+                _ => Err(bad(&f.name, raw, "not a \"lat,lon\" point in range")),
             }
         }
     }
 }
 
+/// Turns one record into its typed JSON document (convenience over [`Compiled`]; a caller
+/// typing many records should compile the schema once).
+pub fn type_record(schema: &Schema, data: &[u8], arrival: DateTime<Utc>) -> Result<Map<String, Value>, TypeError> {
+    let mut out = Vec::new();
+    Compiled::new(schema).write_document(data, arrival, &mut out)?;
+    Ok(serde_json::from_slice(&out).expect("the document writer emits JSON"))
+}
+
+/// Types one wire value according to its field (as in a record).
+pub fn type_value(schema: &Schema, field: &Field, raw: &str) -> Result<Value, TypeError> {
+    let compiled = CompiledField {
+        name: field.name.clone(),
+        key: Vec::new(),
+        ty: field.ty,
+        source: Source::Null,
+        date: (field.ty == FieldType::Date).then(|| date_items(field.format.as_deref().unwrap_or("%+"))),
+    };
+    let v = type_one(&schema.nulls, &compiled, &Cow::Borrowed(raw))?;
+    let mut out = Vec::new();
+    write_val(&mut out, &v);
+    Ok(serde_json::from_slice(&out).expect("the value writer emits JSON"))
+}
+
+fn parse_date_items(v: &str, items: &[Item<'static>]) -> Option<DateTime<Utc>> {
+    let mut p = Parsed::new();
+    chrono::format::parse(&mut p, v, items.iter()).ok()?;
+    if p.offset().is_some() {
+        return p.to_datetime().ok().map(|d| d.with_timezone(&Utc));
+    }
+    if let Ok(d) = p.to_naive_datetime_with_offset(0) {
+        return Some(d.and_utc());
+    }
+    p.to_naive_date().ok().and_then(|d| d.and_hms_opt(0, 0, 0)).map(|d| d.and_utc())
+}
+
 /// Parses `v` with a strftime `fmt`: with an offset if the format has one, otherwise as UTC
 /// date-time, otherwise as a UTC date at midnight.
 pub fn parse_date(v: &str, fmt: &str) -> Option<DateTime<Utc>> {
-    if let Ok(d) = DateTime::parse_from_str(v, fmt) {
-        return Some(d.with_timezone(&Utc));
-    }
-    if let Ok(d) = NaiveDateTime::parse_from_str(v, fmt) {
-        return Some(d.and_utc());
-    }
-    NaiveDate::parse_from_str(v, fmt).ok().and_then(|d| d.and_hms_opt(0, 0, 0)).map(|d| d.and_utc())
+    parse_date_items(v, &date_items(fmt))
 }
 
 /// True when `fmt` is a strftime format chrono understands.
 pub fn valid_date_format(fmt: &str) -> bool {
-    use chrono::format::{Item, StrftimeItems};
     !fmt.is_empty() && StrftimeItems::new(fmt).all(|i| !matches!(i, Item::Error))
 }
 

@@ -6,7 +6,7 @@ use aws_lambda_events::event::firehose::{
     KinesisFirehoseEvent, KinesisFirehoseResponse, KinesisFirehoseResponseRecord,
 };
 
-use crate::schema::{type_record, Schema, TypeError};
+use crate::schema::{Compiled, Schema, TypeError};
 
 /// The environment variable that carries the pipeline's schema (compact JSON) to the Lambda.
 /// Chosen over a file in the zip so one zip serves every pipeline and a schema change shows
@@ -28,7 +28,7 @@ pub struct Failure {
 /// `ProcessingFailed` with its original data (Firehose then routes it to the failed-documents
 /// prefix) and reported in the returned failures; it never fails the invocation.
 pub fn handle(
-    schema: &Schema,
+    schema: &Compiled,
     event: &KinesisFirehoseEvent,
 ) -> (KinesisFirehoseResponse, Vec<Failure>) {
     let mut failures = Vec::new();
@@ -39,11 +39,8 @@ pub fn handle(
         let record_id = record.record_id.clone().unwrap_or_default();
         let mut answer = KinesisFirehoseResponseRecord::default();
         answer.record_id = Some(record_id.clone());
-        match type_record(schema, &record.data.0, record.approximate_arrival_timestamp.0) {
-            Ok(doc) => {
-                out.clear();
-                // Serialising a Map of strings/numbers/bools cannot fail.
-                serde_json::to_writer(&mut out, &doc).expect("JSON document serialises");
+        match schema.write_document(&record.data.0, record.approximate_arrival_timestamp.0, &mut out) {
+            Ok(()) => {
                 answer.result = Some(RESULT_OK.to_string());
                 answer.data.0 = out.clone();
             }
@@ -58,9 +55,9 @@ pub fn handle(
     (response, failures)
 }
 
-/// Reads the schema from the Lambda environment value.
-pub fn schema_from_env(value: &str) -> Result<Schema, serde_json::Error> {
-    serde_json::from_str(value)
+/// Reads the schema from the Lambda environment value and prepares it.
+pub fn schema_from_env(value: &str) -> Result<Compiled, serde_json::Error> {
+    serde_json::from_str::<Schema>(value).map(|s| Compiled::new(&s))
 }
 
 /// Builds a Firehose event from raw wire records (used by `invoke --csv` and tests).
@@ -89,7 +86,7 @@ mod tests {
 
     #[test]
     fn answers_every_record_in_order() {
-        let s = crime_schema();
+        let s = Compiled::new(&crime_schema());
         let ev = event_from_records(
             vec![
                 b"1/1/06 0:00|A|3|3C|1115|D|2404|38.5|-121.3".to_vec(),
@@ -115,7 +112,7 @@ mod tests {
 
     #[test]
     fn response_serialises_as_firehose_expects() {
-        let s = crime_schema();
+        let s = Compiled::new(&crime_schema());
         let ev = event_from_records(vec![b"x".to_vec()], 0);
         let (resp, _) = handle(&s, &ev);
         let v = serde_json::to_value(&resp).unwrap();
@@ -134,7 +131,7 @@ mod tests {
             "kinesisRecordMetadata":{"sequenceNumber":"1","subsequenceNumber":0,"partitionKey":"k","shardId":"shardId-000000000000","approximateArrivalTimestamp":1495072949453},
             "data":"MS8xLzA2IDA6MDB8QXwzfDNDfDExMTV8RHwyNDA0fDM4LjV8LTEyMS4z"}]}"#;
         let ev: KinesisFirehoseEvent = serde_json::from_str(json).unwrap();
-        let (resp, failures) = handle(&crime_schema(), &ev);
+        let (resp, failures) = handle(&Compiled::new(&crime_schema()), &ev);
         assert!(failures.is_empty(), "{failures:?}");
         let doc: serde_json::Value = serde_json::from_slice(&resp.records[0].data.0).unwrap();
         assert_eq!(doc["load_time"], "2017-05-18T02:02:29.453Z");

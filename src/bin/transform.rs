@@ -4,7 +4,7 @@
 
 use aws_lambda_events::event::firehose::{KinesisFirehoseEvent, KinesisFirehoseResponse};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
-use pipectl::schema::Schema;
+use pipectl::schema::Compiled;
 use pipectl::transform::{handle, schema_from_env, SCHEMA_ENV};
 
 #[tokio::main(flavor = "current_thread")]
@@ -13,7 +13,7 @@ async fn main() -> Result<(), Error> {
     // rather than answer every record ProcessingFailed.
     let raw = std::env::var(SCHEMA_ENV)
         .map_err(|_| format!("environment variable {SCHEMA_ENV} is not set"))?;
-    let schema: &'static Schema = Box::leak(Box::new(
+    let schema: &'static Compiled = Box::leak(Box::new(
         schema_from_env(&raw).map_err(|e| format!("{SCHEMA_ENV} is not a valid schema: {e}"))?,
     ));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<KinesisFirehoseEvent>| async move {

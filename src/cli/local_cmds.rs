@@ -83,6 +83,7 @@ pub fn invoke(a: InvokeArgs) -> CliResult {
         .pipeline(&a.pipeline)
         .ok_or_else(|| format!("no pipeline named {:?} in {}", a.pipeline, a.spec.file.display()))?;
     let schema = &p.schema;
+    let compiled = crate::schema::Compiled::new(schema);
     if a.mapping {
         println!("{}", serde_json::to_string_pretty(&schema.index_template(&p.delivery.index))?);
         return Ok(ExitCode::SUCCESS);
@@ -91,7 +92,7 @@ pub fn invoke(a: InvokeArgs) -> CliResult {
         let text = std::fs::read_to_string(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
         let event: aws_lambda_events::event::firehose::KinesisFirehoseEvent = serde_json::from_str(&text)
             .map_err(|e| format!("{} is not a Firehose transformation event: {e}", path.display()))?;
-        let (response, failures) = transform::handle(schema, &event);
+        let (response, failures) = transform::handle(&compiled, &event);
         for f in &failures {
             eprintln!("record {} ({}) failed: {}", f.position, f.record_id, f.reason);
         }
@@ -114,7 +115,7 @@ pub fn invoke(a: InvokeArgs) -> CliResult {
     let mut rows: Vec<u64> = Vec::with_capacity(500);
     let flush = |batch: &mut Vec<Vec<u8>>, rows: &mut Vec<u64>, ok: &mut u64, failed: &mut u64| {
         let event = transform::event_from_records(std::mem::take(batch), now);
-        let (response, failures) = transform::handle(schema, &event);
+        let (response, failures) = transform::handle(&compiled, &event);
         for f in &failures {
             // Row numbers count data rows from 1; the file line is one more (the header).
             let r = rows[f.position];
