@@ -209,15 +209,7 @@ pub async fn discover(aws: &Aws, stack: &str) -> Result<Vec<String>, AwsError> {
             break;
         }
     }
-    let mut owned = Vec::new();
-    for n in names {
-        if super::owned_by(&read_tags(aws, &n).await?, stack) {
-            owned.push(n);
-        }
-    }
-    owned.sort();
-    owned.dedup();
-    Ok(owned)
+    super::keep_owned(names, stack, |n| async move { read_tags(aws, &n).await }).await
 }
 
 fn destination_differs(want: &Desired, have: &Live) -> bool {
@@ -311,36 +303,49 @@ fn s3_update(d: &Desired) -> S3DestinationUpdate {
         .build()
 }
 
+/// The settings both destination types share, on either family's builder (the SDK has one
+/// set of types per family, with the same method names).
+macro_rules! destination {
+    ($builder:expr, $d:expr, $rotation:expr, $buffering:ident, $retry:ident) => {
+        $builder
+            .role_arn(&$d.role_arn)
+            .domain_arn(&$d.domain_arn)
+            .index_name(&$d.index)
+            .index_rotation_period($rotation)
+            .buffering_hints($buffering::builder().size_in_mbs($d.buffer_mb as i32).interval_in_seconds($d.buffer_s as i32).build())
+            .retry_options($retry::builder().duration_in_seconds($d.retry_s as i32).build())
+            .processing_configuration(processing($d))
+    };
+}
+
 /// The Amazon OpenSearch Service destination (OpenSearch engines).
 pub fn opensearch_destination(d: &Desired) -> AmazonopensearchserviceDestinationConfiguration {
-    AmazonopensearchserviceDestinationConfiguration::builder()
-        .role_arn(&d.role_arn)
-        .domain_arn(&d.domain_arn)
-        .index_name(&d.index)
-        .index_rotation_period(AmazonopensearchserviceIndexRotationPeriod::NoRotation)
-        .buffering_hints(AmazonopensearchserviceBufferingHints::builder().size_in_mbs(d.buffer_mb as i32).interval_in_seconds(d.buffer_s as i32).build())
-        .retry_options(AmazonopensearchserviceRetryOptions::builder().duration_in_seconds(d.retry_s as i32).build())
-        .s3_backup_mode(AmazonopensearchserviceS3BackupMode::FailedDocumentsOnly)
-        .s3_configuration(s3_config(d))
-        .processing_configuration(processing(d))
-        .build()
-        .expect("role, index and s3 set")
+    destination!(
+        AmazonopensearchserviceDestinationConfiguration::builder(),
+        d,
+        AmazonopensearchserviceIndexRotationPeriod::NoRotation,
+        AmazonopensearchserviceBufferingHints,
+        AmazonopensearchserviceRetryOptions
+    )
+    .s3_backup_mode(AmazonopensearchserviceS3BackupMode::FailedDocumentsOnly)
+    .s3_configuration(s3_config(d))
+    .build()
+    .expect("role, index and s3 set")
 }
 
 /// The Elasticsearch destination (Elasticsearch engines).
 pub fn elasticsearch_destination(d: &Desired) -> ElasticsearchDestinationConfiguration {
-    ElasticsearchDestinationConfiguration::builder()
-        .role_arn(&d.role_arn)
-        .domain_arn(&d.domain_arn)
-        .index_name(&d.index)
-        .index_rotation_period(ElasticsearchIndexRotationPeriod::NoRotation)
-        .buffering_hints(ElasticsearchBufferingHints::builder().size_in_mbs(d.buffer_mb as i32).interval_in_seconds(d.buffer_s as i32).build())
-        .retry_options(ElasticsearchRetryOptions::builder().duration_in_seconds(d.retry_s as i32).build())
-        .s3_backup_mode(ElasticsearchS3BackupMode::FailedDocumentsOnly)
-        .s3_configuration(s3_config(d))
-        .processing_configuration(processing(d))
-        .build()
-        .expect("role, index and s3 set")
+    destination!(
+        ElasticsearchDestinationConfiguration::builder(),
+        d,
+        ElasticsearchIndexRotationPeriod::NoRotation,
+        ElasticsearchBufferingHints,
+        ElasticsearchRetryOptions
+    )
+    .s3_backup_mode(ElasticsearchS3BackupMode::FailedDocumentsOnly)
+    .s3_configuration(s3_config(d))
+    .build()
+    .expect("role, index and s3 set")
 }
 
 fn fh_tags(tags: &Tags) -> Vec<Tag> {
@@ -420,28 +425,26 @@ pub async fn execute(ctx: &Ctx<'_>, op: &Op) -> Result<(), AwsError> {
                         .destination_id(&u.destination_id);
                     let req = match d.family {
                         EngineFamily::OpenSearch => req.amazonopensearchservice_destination_update(
-                            AmazonopensearchserviceDestinationUpdate::builder()
-                                .role_arn(&d.role_arn)
-                                .domain_arn(&d.domain_arn)
-                                .index_name(&d.index)
-                                .index_rotation_period(AmazonopensearchserviceIndexRotationPeriod::NoRotation)
-                                .buffering_hints(AmazonopensearchserviceBufferingHints::builder().size_in_mbs(d.buffer_mb as i32).interval_in_seconds(d.buffer_s as i32).build())
-                                .retry_options(AmazonopensearchserviceRetryOptions::builder().duration_in_seconds(d.retry_s as i32).build())
-                                .s3_update(s3_update(d))
-                                .processing_configuration(processing(d))
-                                .build(),
+                            destination!(
+                                AmazonopensearchserviceDestinationUpdate::builder(),
+                                d,
+                                AmazonopensearchserviceIndexRotationPeriod::NoRotation,
+                                AmazonopensearchserviceBufferingHints,
+                                AmazonopensearchserviceRetryOptions
+                            )
+                            .s3_update(s3_update(d))
+                            .build(),
                         ),
                         EngineFamily::Elasticsearch => req.elasticsearch_destination_update(
-                            ElasticsearchDestinationUpdate::builder()
-                                .role_arn(&d.role_arn)
-                                .domain_arn(&d.domain_arn)
-                                .index_name(&d.index)
-                                .index_rotation_period(ElasticsearchIndexRotationPeriod::NoRotation)
-                                .buffering_hints(ElasticsearchBufferingHints::builder().size_in_mbs(d.buffer_mb as i32).interval_in_seconds(d.buffer_s as i32).build())
-                                .retry_options(ElasticsearchRetryOptions::builder().duration_in_seconds(d.retry_s as i32).build())
-                                .s3_update(s3_update(d))
-                                .processing_configuration(processing(d))
-                                .build(),
+                            destination!(
+                                ElasticsearchDestinationUpdate::builder(),
+                                d,
+                                ElasticsearchIndexRotationPeriod::NoRotation,
+                                ElasticsearchBufferingHints,
+                                ElasticsearchRetryOptions
+                            )
+                            .s3_update(s3_update(d))
+                            .build(),
                         ),
                     };
                     req.send().await.map_err(|e| from_sdk("firehose:UpdateDestination", name, e))

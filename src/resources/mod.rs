@@ -152,6 +152,23 @@ pub fn owned_by(tags: &Tags, stack: &str) -> bool {
     tags.get(crate::spec::STACK_TAG).map(String::as_str) == Some(stack)
 }
 
+/// The names among `names` whose tags (read by `tags`) mark them as owned by `stack`.
+pub async fn keep_owned<F, Fut>(names: Vec<String>, stack: &str, tags: F) -> Result<Vec<String>, AwsError>
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Result<Tags, AwsError>>,
+{
+    let mut owned = Vec::new();
+    for n in names {
+        if owned_by(&tags(n.clone()).await?, stack) {
+            owned.push(n);
+        }
+    }
+    owned.sort();
+    owned.dedup();
+    Ok(owned)
+}
+
 /// What the spec wants of one resource, fully resolved (names, ARNs, policies, code hash).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]

@@ -129,15 +129,7 @@ pub async fn discover(aws: &Aws, stack: &str) -> Result<Vec<String>, AwsError> {
             break;
         }
     }
-    names.sort();
-    names.dedup();
-    let mut owned = Vec::new();
-    for n in names {
-        if super::owned_by(&read_tags(aws, &n).await?, stack) {
-            owned.push(n);
-        }
-    }
-    Ok(owned)
+    super::keep_owned(names, stack, |n| async move { read_tags(aws, &n).await }).await
 }
 
 pub fn diff(want: &Desired, have: &Live) -> Vec<Change> {

@@ -123,7 +123,8 @@ impl Default for Buffering {
 }
 
 fn d_instance_type() -> String {
-    "t3.small.search".into()
+    // The smallest type that supports encryption at rest (on by default).
+    "t3.medium.search".into()
 }
 fn d_one() -> u32 {
     1

@@ -40,6 +40,7 @@ const CASES: &[(&str, &str, &str, &str)] = &[
     ("domain: kinesis", "domain: 9kinesis", "9kinesis", "invalid domain name"),
     ("engine: OpenSearch_2.13", "engine: Solr_9", "Solr_9", "invalid engine"),
     ("instance_type: m5.large.search", "instance_type: m5.large.elasticsearch", "m5.large.el", "did you mean m5.large.search"),
+    ("instance_type: m5.large.search", "instance_type: t3.small.search", "t3.small", "does not support encryption at rest"),
     ("instance_count: 1", "instance_count: 0", "0", "instance_count must be between 1 and 80"),
     ("volume_gb: 10", "volume_gb: 5", "5", "volume_gb must be between 10"),
     ("allow_ips: [\"1.1.1.1/32\"]", "allow_ips: []", "[]", "at least one address"),

@@ -95,6 +95,10 @@ pub(super) fn validate(spec: &Spec, index: &PosIndex) -> Vec<Diagnostic> {
         };
         c.error("search.instance_type", format!("invalid instance type {:?}: expected <family>.<size>.search{hint}", d.instance_type));
     }
+    // OpenSearch Service: T2 instances and t3.small cannot encrypt data at rest.
+    if d.encrypt_at_rest && (parts.first() == Some(&"t2") || d.instance_type.starts_with("t3.small.")) {
+        c.error("search.instance_type", format!("{} does not support encryption at rest; use t3.medium.search or larger, or set encrypt_at_rest: false", d.instance_type));
+    }
     c.range("search.instance_count", "instance_count", d.instance_count, 1, 80, "OpenSearch data-node quota");
     c.range("search.volume_gb", "volume_gb", d.volume_gb, 10, 16384, "EBS gp3 volume per node");
     if d.access.allow_ips.is_empty() {
