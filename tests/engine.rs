@@ -276,3 +276,48 @@ async fn invalid_spec_fails_before_any_aws_call() {
     }
     assert_eq!(hits.load(Ordering::SeqCst), 0, "a bad spec made AWS calls");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replacement_needs_allow_replace_and_removed_pipelines_are_deleted() {
+    let m = Moto::start();
+    let dir = Scratch::new("replace");
+    let text = common::stack_text("two-feeds-es.yaml");
+    let spec = dir.write("stack.yaml", &text);
+    let art = artifacts();
+    m.pipectl(&["apply", "-f", &spec, "--yes", "--artifacts", &art]).ok();
+
+    // Another engine version forces a replacement, which loses the index: refused by default.
+    let spec2 = dir.write("stack2.yaml", &text.replace("Elasticsearch_7.10", "Elasticsearch_7.9"));
+    let out = m.pipectl(&["plan", "-f", &spec2, "--artifacts", &art]).ok();
+    assert!(out.stdout.contains("-/+ search_domain.city-feeds  (replace, forced by engine)"), "{}", out.stdout);
+    assert!(out.stdout.contains("loses: every index and document in the domain"), "{}", out.stdout);
+    let out = m.pipectl(&["apply", "-f", &spec2, "--yes", "--artifacts", &art]).code(1);
+    assert!(out.stderr.contains("refusing to replace without --allow-replace"), "{}", out.stderr);
+    let Some(Live::SearchDomain(d)) = live(&m, Kind::SearchDomain, "city-feeds").await else { panic!() };
+    assert_eq!(d.engine, "Elasticsearch_7.10");
+    m.pipectl(&["apply", "-f", &spec2, "--yes", "--allow-replace", "--artifacts", &art]).ok();
+    let Some(Live::SearchDomain(d)) = live(&m, Kind::SearchDomain, "city-feeds").await else { panic!() };
+    assert_eq!(d.engine, "Elasticsearch_7.9");
+    m.pipectl(&["plan", "-f", &spec2, "--detailed-exitcode", "--artifacts", &art]).code(0);
+
+    // Dropping a pipeline from the spec deletes what only it used, and narrows the role.
+    let cut = text.replace("Elasticsearch_7.10", "Elasticsearch_7.9");
+    let cut = &cut[..cut.find("\n  - name: sensors").unwrap()];
+    let spec3 = dir.write("stack3.yaml", &format!("{cut}\n"));
+    let out = m.pipectl(&["plan", "-f", &spec3, "--json", "--artifacts", &art]).ok();
+    let mut got = plan_changes(&out.stdout);
+    got.sort();
+    let want: Vec<(String, String, Vec<String>)> = vec![
+        ("delivery_stream.city-sensors-delivery".into(), "delete".into(), vec![]),
+        ("iam_role.city-feeds-firehose".into(), "update".into(), vec!["inline_policy.delivery".into()]),
+        ("iam_role.city-feeds-lambda".into(), "update".into(), vec!["inline_policy.logs".into()]),
+        ("kinesis_stream.city-sensors".into(), "delete".into(), vec![]),
+        ("lambda_function.city-sensors-transform".into(), "delete".into(), vec![]),
+    ];
+    assert_eq!(got, want, "{}", out.stdout);
+    m.pipectl(&["apply", "-f", &spec3, "--yes", "--artifacts", &art]).ok();
+    m.pipectl(&["plan", "-f", &spec3, "--detailed-exitcode", "--artifacts", &art]).code(0);
+    assert!(live(&m, Kind::KinesisStream, "city-sensors").await.is_none());
+    assert!(live(&m, Kind::KinesisStream, "city-crime").await.is_some());
+    m.pipectl(&["destroy", "-f", &spec3, "--yes"]).ok();
+}
