@@ -118,3 +118,99 @@ impl Ctx<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+    use crate::aws::errors::classify;
+    use crate::events::Collect;
+
+    fn aws() -> crate::aws::Aws {
+        let cfg = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("eu-west-1"))
+            .build();
+        crate::aws::Aws::from_config(&cfg, false)
+    }
+
+    fn fast() -> Timing {
+        Timing {
+            retry_base: Duration::from_millis(1),
+            retry_cap: Duration::from_millis(4),
+            retry_attempts: 4,
+            poll: Duration::from_millis(2),
+            report_every: Duration::from_millis(0),
+        }
+    }
+
+    fn err(code: &str, message: &str) -> AwsError {
+        let mut e = AwsError::local("op", "r", code, message);
+        e.class = classify(code, message, Some(400));
+        e
+    }
+
+    #[tokio::test]
+    async fn retries_transient_errors_then_succeeds() {
+        let (aws, obs) = (aws(), Collect::default());
+        let ctx = Ctx { aws: &aws, obs: &obs, id: "x", timing: fast() };
+        let calls = AtomicU32::new(0);
+        let r = ctx
+            .retry("lambda:CreateFunction", || async {
+                match calls.fetch_add(1, Ordering::SeqCst) {
+                    0 => Err(err("InvalidParameterValueException", "The role defined for the function cannot be assumed by Lambda.")),
+                    1 => Err(err("ThrottlingException", "Rate exceeded")),
+                    _ => Ok(7),
+                }
+            })
+            .await;
+        assert_eq!(r.unwrap(), 7);
+        let events = obs.0.lock().unwrap();
+        assert_eq!(events.iter().filter(|e| matches!(e, Event::Retrying { .. })).count(), 2);
+    }
+
+    #[tokio::test]
+    async fn fatal_errors_are_not_retried_and_retries_are_bounded() {
+        let (aws, obs) = (aws(), Collect::default());
+        let ctx = Ctx { aws: &aws, obs: &obs, id: "x", timing: fast() };
+        let calls = AtomicU32::new(0);
+        let r: Result<(), _> = ctx
+            .retry("op", || async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Err(err("AccessDeniedException", "no"))
+            })
+            .await;
+        assert_eq!(r.unwrap_err().code, "AccessDeniedException");
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        calls.store(0, Ordering::SeqCst);
+        let r: Result<(), _> = ctx
+            .retry("op", || async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Err(err("ThrottlingException", "slow down"))
+            })
+            .await;
+        assert!(r.is_err());
+        assert_eq!(calls.load(Ordering::SeqCst), 4, "bounded by retry_attempts");
+    }
+
+    #[tokio::test]
+    async fn waits_report_progress_and_time_out() {
+        let (aws, obs) = (aws(), Collect::default());
+        let ctx = Ctx { aws: &aws, obs: &obs, id: "search_domain.kinesis", timing: fast() };
+        let polls = AtomicU32::new(0);
+        ctx.wait_until("domain ready", Duration::from_secs(5), || async {
+            Ok(if polls.fetch_add(1, Ordering::SeqCst) < 3 { Some("processing".to_string()) } else { None })
+        })
+        .await
+        .unwrap();
+        let waiting = obs.0.lock().unwrap().iter().filter(|e| matches!(e, Event::Waiting { status, .. } if status == "processing")).count();
+        assert!(waiting >= 1, "progress is reported while waiting");
+        let e = ctx
+            .wait_until("domain ready", Duration::from_millis(20), || async { Ok(Some("processing".to_string())) })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, "WaitTimeout");
+        assert!(e.message.contains("still processing"), "{}", e.message);
+    }
+}

@@ -22,6 +22,33 @@ fn show(v: &Value) -> String {
     }
 }
 
+/// For two policy documents: the statements only one side has, as `- …` / `+ …` lines.
+fn statement_diff(before: &Value, after: &Value) -> Option<Vec<String>> {
+    let stmts = |v: &Value| -> Option<Vec<String>> {
+        let s = v.get("Statement")?;
+        let canon = crate::resources::normalize::canonical(s);
+        Some(match canon {
+            Value::Array(items) => items.iter().map(Value::to_string).collect(),
+            one => vec![one.to_string()],
+        })
+    };
+    let (b, a) = (stmts(before)?, stmts(after)?);
+    let mut lines: Vec<String> = b.iter().filter(|x| !a.contains(x)).map(|x| format!("- {}", cut(x))).collect();
+    lines.extend(a.iter().filter(|x| !b.contains(x)).map(|x| format!("+ {}", cut(x))));
+    if lines.is_empty() {
+        lines.push("(same statements; other fields differ)".into());
+    }
+    Some(lines)
+}
+
+fn cut(s: &str) -> String {
+    if s.chars().count() > MAX_VALUE * 2 {
+        format!("{}…", s.chars().take(MAX_VALUE * 2).collect::<String>())
+    } else {
+        s.to_string()
+    }
+}
+
 pub fn text(plan: &Plan) -> String {
     let mut o = String::new();
     let verb = match plan.mode {
@@ -48,6 +75,11 @@ pub fn text(plan: &Plan) -> String {
             let mark = if c.forces_replace { "   # forces replacement" } else { "" };
             if s.action == Action::Create {
                 let _ = writeln!(o, "      {}: {}", c.attr, show(&c.after));
+            } else if let Some(lines) = statement_diff(&c.before, &c.after) {
+                let _ = writeln!(o, "      {}: policy statements{mark}", c.attr);
+                for l in lines {
+                    let _ = writeln!(o, "        {l}");
+                }
             } else {
                 let _ = writeln!(o, "      {}: {} -> {}{mark}", c.attr, show(&c.before), show(&c.after));
             }

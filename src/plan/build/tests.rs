@@ -279,6 +279,13 @@ fn render_snapshots() {
     f.memory_mb = 256;
     let Live::SearchDomain(x) = live_mut(&mut o, &id(Kind::SearchDomain, "kinesis")) else { panic!() };
     x.engine = "OpenSearch_2.11".into();
+    // Someone opened the domain to a wider range in the console.
+    let stmts = x.access_policy["Statement"].as_array_mut().unwrap();
+    for st in stmts.iter_mut() {
+        if st["Sid"] == "AllowedAddresses" {
+            st["Condition"]["IpAddress"]["aws:SourceIp"] = serde_json::json!("0.0.0.0/0");
+        }
+    }
     let p = build(&T, &d, &o, APPLY);
     golden("plan-update.txt", &render::text(&p));
     golden("plan-update.json", &render::json(&p));
