@@ -571,6 +571,33 @@ mod tests {
         assert_eq!(shard_for_key(&shards, "b"), 1);
     }
 
+    #[tokio::test]
+    async fn pacing_starts_after_throttling_and_holds_the_shard_limits() {
+        let p = Pacer::new(1);
+        let t = Instant::now();
+        for _ in 0..10 {
+            p.pace(500, 100_000).await;
+        }
+        // Paced, these 5,000 records would take 4.5 s.
+        assert!(t.elapsed() < Duration::from_secs(1), "no pacing before any throttling");
+        p.throttled().await;
+        let t = Instant::now();
+        // 3 x 100 records at 1,000 records/s on one shard: the 2nd and 3rd wait 0.1 s each.
+        for _ in 0..3 {
+            p.pace(100, 100).await;
+        }
+        let e = t.elapsed();
+        assert!(e >= Duration::from_millis(190), "{e:?}");
+        // Bytes bind too: 512 KiB at 1 MiB/s takes 0.5 s per batch.
+        let p = Pacer::new(2);
+        p.throttled().await;
+        let t = Instant::now();
+        p.pace(1, 1024 * 1024).await;
+        p.pace(1, 1024 * 1024).await;
+        let e = t.elapsed();
+        assert!(e >= Duration::from_millis(490), "{e:?}");
+    }
+
     #[test]
     fn undelivered_path_is_beside_the_csv() {
         assert_eq!(undelivered_path(Path::new("/x/rows.csv")), PathBuf::from("/x/rows.csv.undelivered.csv"));
