@@ -325,8 +325,9 @@ impl Progress {
         }
         self.last = Instant::now();
         let rate = rows as f64 / self.start.elapsed().as_secs_f64().max(1e-3);
-        let pct = if self.total > 0 { pos as f64 * 100.0 / self.total as f64 } else { 100.0 };
-        eprint!("\r{rows} rows  {pct:5.1}%  {rate:.0} rows/s   ");
+        let pct = if self.total > 0 { (pos as f64 * 100.0 / self.total as f64).min(100.0) } else { 100.0 };
+        let filled = (pct / 5.0) as usize;
+        eprint!("\r[{}{}] {pct:5.1}%  {rows} rows  {rate:.0} rows/s   ", "#".repeat(filled), " ".repeat(20 - filled));
     }
     fn done(&self) {
         if self.enabled {

@@ -68,6 +68,8 @@ pub enum Op {
 pub struct Update {
     pub name: String,
     pub arn: String,
+    /// The engine the domain runs (chooses the volume type sent with a volume change).
+    pub engine: String,
     pub cluster: Option<(String, u32)>,
     pub volume_gb: Option<u32>,
     pub access_policy: Option<Value>,
@@ -149,6 +151,7 @@ pub fn update_op(want: &Desired, have: &Live) -> Op {
     Op::Update(Update {
         name: want.name.clone(),
         arn: have.arn.clone(),
+        engine: have.engine.clone(),
         cluster: cluster_changed.then(|| (want.instance_type.clone(), want.instance_count)),
         volume_gb: (have.volume_gb != Some(want.volume_gb)).then_some(want.volume_gb),
         access_policy: (have.access_policy != canonical(&want.access_policy)).then(|| want.access_policy.clone()),
@@ -167,8 +170,21 @@ fn cluster(instance_type: &str, count: u32) -> ClusterConfig {
         .build()
 }
 
-fn ebs(volume_gb: u32) -> EbsOptions {
-    EbsOptions::builder().ebs_enabled(true).volume_type(VolumeType::Gp3).volume_size(volume_gb as i32).build()
+/// gp3 volumes need OpenSearch or Elasticsearch 7.10; older Elasticsearch versions get gp2.
+pub fn volume_type(engine: &str) -> VolumeType {
+    let old_es = engine.strip_prefix("Elasticsearch_").is_some_and(|v| {
+        let mut p = v.split('.').map(|x| x.parse::<u32>().unwrap_or(0));
+        (p.next().unwrap_or(0), p.next().unwrap_or(0)) < (7, 10)
+    });
+    if old_es {
+        VolumeType::Gp2
+    } else {
+        VolumeType::Gp3
+    }
+}
+
+fn ebs(engine: &str, volume_gb: u32) -> EbsOptions {
+    EbsOptions::builder().ebs_enabled(true).volume_type(volume_type(engine)).volume_size(volume_gb as i32).build()
 }
 
 fn endpoint_options(https: bool) -> DomainEndpointOptions {
@@ -205,7 +221,7 @@ pub async fn execute(ctx: &Ctx<'_>, op: &Op) -> Result<(), AwsError> {
                     .domain_name(name)
                     .engine_version(&d.engine)
                     .cluster_config(cluster(&d.instance_type, d.instance_count))
-                    .ebs_options(ebs(d.volume_gb))
+                    .ebs_options(ebs(&d.engine, d.volume_gb))
                     .encryption_at_rest_options(EncryptionAtRestOptions::builder().enabled(d.encrypt_at_rest).build())
                     .node_to_node_encryption_options(NodeToNodeEncryptionOptions::builder().enabled(d.node_to_node).build())
                     .domain_endpoint_options(endpoint_options(d.enforce_https))
@@ -242,7 +258,7 @@ pub async fn execute(ctx: &Ctx<'_>, op: &Op) -> Result<(), AwsError> {
                     os.update_domain_config()
                         .domain_name(name)
                         .set_cluster_config(u.cluster.as_ref().map(|(t, c)| cluster(t, *c)))
-                        .set_ebs_options(u.volume_gb.map(ebs))
+                        .set_ebs_options(u.volume_gb.map(|v| ebs(&u.engine, v)))
                         .set_access_policies(policy.clone())
                         .set_node_to_node_encryption_options(u.node_to_node.map(|on| NodeToNodeEncryptionOptions::builder().enabled(on).build()))
                         .set_domain_endpoint_options(u.enforce_https.map(endpoint_options))
@@ -343,6 +359,14 @@ mod tests {
             assert_eq!(got, *attrs, "{name}");
             assert_eq!(d.iter().any(|c| c.forces_replace), *replace, "{name}");
         }
+    }
+
+    #[test]
+    fn volume_types_by_engine() {
+        assert_eq!(volume_type("OpenSearch_2.13"), VolumeType::Gp3);
+        assert_eq!(volume_type("Elasticsearch_7.10"), VolumeType::Gp3);
+        assert_eq!(volume_type("Elasticsearch_7.9"), VolumeType::Gp2);
+        assert_eq!(volume_type("Elasticsearch_6.8"), VolumeType::Gp2);
     }
 
     #[test]
