@@ -86,12 +86,16 @@ pub fn peak_rss_kib() -> Option<u64> {
 impl std::fmt::Display for Report {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let secs = self.elapsed.as_secs_f64().max(1e-9);
-        writeln!(f, "rows read:          {}", self.rows_read)?;
-        writeln!(f, "records delivered:  {}", self.delivered)?;
-        writeln!(f, "rows rejected:      {}", self.rejected)?;
-        writeln!(f, "records undelivered:{:>1}", format!(" {}", self.undelivered))?;
-        writeln!(f, "retries:            {}", self.retries)?;
-        writeln!(f, "PutRecords calls:   {}", self.batches)?;
+        for (label, value) in [
+            ("rows read:", self.rows_read),
+            ("records delivered:", self.delivered),
+            ("rows rejected:", self.rejected),
+            ("undelivered:", self.undelivered),
+            ("retries:", self.retries),
+            ("PutRecords calls:", self.batches),
+        ] {
+            writeln!(f, "{label:<20}{value}")?;
+        }
         write!(f, "elapsed:            {:.3} s ({:.0} rows/s)", secs, self.rows_read as f64 / secs)?;
         if let Some(kib) = self.peak_rss_kib {
             write!(f, "\npeak memory:        {:.1} MiB", kib as f64 / 1024.0)?;
