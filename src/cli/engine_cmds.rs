@@ -59,6 +59,7 @@ pub struct ApplyArgs {
     /// Allow replacing a domain or a stream (their data is lost).
     #[arg(long)]
     pub allow_replace: bool,
+    /// Directory with transform.zip (default: dist/ in the sources; built when missing).
     #[arg(long, value_name = "DIR")]
     pub artifacts: Option<PathBuf>,
 }
