@@ -55,7 +55,8 @@ async fn run() {
         } else {
             let req: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
             let n = req["Records"].as_array().map_or(0, Vec::len);
-            let recs: Vec<Value> = (0..n).map(|i| json!({"SequenceNumber": i.to_string(), "ShardId": "shardId-000000000000"})).collect();
+            let recs: Vec<Value> =
+                (0..n).map(|i| json!({"SequenceNumber": i.to_string(), "ShardId": "shardId-000000000000"})).collect();
             json!({"FailedRecordCount": 0, "Records": recs})
         };
         Message::response(200, "application/x-amz-json-1.1", body.to_string())

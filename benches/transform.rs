@@ -9,7 +9,9 @@ use pipectl::schema::encode_record;
 use pipectl::transform::{event_from_records, handle};
 
 fn rows() -> Vec<Vec<u8>> {
-    let csv = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/sacramento-crime-2006-01.csv")).unwrap();
+    let csv =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/sacramento-crime-2006-01.csv"))
+            .unwrap();
     csv.lines()
         .skip(1)
         .map(|l| {
@@ -44,7 +46,12 @@ fn main() {
         }
         let secs = start.elapsed().as_secs_f64();
         let rate = (iters as f64 * n as f64) / secs;
-        println!("  event of {n:>6} rows: {:>10.0} records/s  ({:.2} ms per event, {} events timed)", rate, secs * 1000.0 / iters as f64, iters);
+        println!(
+            "  event of {n:>6} rows: {:>10.0} records/s  ({:.2} ms per event, {} events timed)",
+            rate,
+            secs * 1000.0 / iters as f64,
+            iters
+        );
         node_baseline(n, &json);
     }
     let zip = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("dist/transform.zip");

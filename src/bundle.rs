@@ -84,11 +84,11 @@ fn zigbuild_available() -> bool {
 
 fn cargo(dir: &Path, args: &[&str]) -> Result<(), BundleError> {
     let command = format!("cargo {}", args.join(" "));
-    let status = Command::new("cargo")
-        .args(args)
-        .current_dir(dir)
-        .status()
-        .map_err(|source| BundleError::Spawn { command: command.clone(), dir: dir.display().to_string(), source })?;
+    let status = Command::new("cargo").args(args).current_dir(dir).status().map_err(|source| BundleError::Spawn {
+        command: command.clone(),
+        dir: dir.display().to_string(),
+        source,
+    })?;
     if !status.success() {
         return Err(BundleError::Build { command, status });
     }
@@ -102,7 +102,20 @@ pub fn bundle(out: &Path, producer: bool) -> Result<Artifact, BundleError> {
     // cargo-zigbuild links against glibc 2.17 (older than any Lambda runtime); a plain build
     // links against the host's glibc and is checked below.
     let (bin_dir, builder) = if zigbuild_available() {
-        cargo(&dir, &["zigbuild", "--release", "--no-default-features", "--features", "lambda", "--bin", TRANSFORM_BIN, "--target", "x86_64-unknown-linux-gnu.2.17"])?;
+        cargo(
+            &dir,
+            &[
+                "zigbuild",
+                "--release",
+                "--no-default-features",
+                "--features",
+                "lambda",
+                "--bin",
+                TRANSFORM_BIN,
+                "--target",
+                "x86_64-unknown-linux-gnu.2.17",
+            ],
+        )?;
         (dir.join("target/x86_64-unknown-linux-gnu/release"), "cargo zigbuild (glibc 2.17)")
     } else {
         cargo(&dir, &["build", "--release", "--no-default-features", "--features", "lambda", "--bin", TRANSFORM_BIN])?;
@@ -126,13 +139,7 @@ pub fn bundle(out: &Path, producer: bool) -> Result<Artifact, BundleError> {
         let to = out.join(PRODUCER_BIN);
         std::fs::copy(&from, &to).map_err(io("copying", &from))?;
     }
-    Ok(Artifact {
-        zip,
-        code_sha256: code_sha256(&zip_bytes),
-        size: zip_bytes.len() as u64,
-        glibc,
-        builder,
-    })
+    Ok(Artifact { zip, code_sha256: code_sha256(&zip_bytes), size: zip_bytes.len() as u64, glibc, builder })
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), BundleError> {
@@ -167,7 +174,8 @@ pub fn newest_glibc(exe: &[u8]) -> Option<(u32, u32)> {
     let mut i = 0;
     while let Some(off) = exe[i..].windows(pat.len()).position(|w| w == pat) {
         let start = i + off + pat.len();
-        let end = exe[start..].iter().position(|b| !(b.is_ascii_digit() || *b == b'.')).map_or(exe.len(), |e| start + e);
+        let end =
+            exe[start..].iter().position(|b| !(b.is_ascii_digit() || *b == b'.')).map_or(exe.len(), |e| start + e);
         let text = std::str::from_utf8(&exe[start..end]).unwrap_or("");
         let mut parts = text.split('.').map(|p| p.parse::<u32>());
         if let (Some(Ok(major)), Some(Ok(minor))) = (parts.next(), parts.next()) {

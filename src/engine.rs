@@ -53,7 +53,8 @@ pub async fn observe(aws: &Aws, stack: &str, ids: &[ResourceId]) -> Result<Obser
     }
     while let Some(j) = discovery.join_next().await {
         let (kind, r) = j.expect("discovery task does not panic");
-        let names = r.map_err(|source| EngineError::Discover { stack: stack.to_string(), kind: kind.label(), source })?;
+        let names =
+            r.map_err(|source| EngineError::Discover { stack: stack.to_string(), kind: kind.label(), source })?;
         for n in names {
             observed.discovered.insert(ResourceId::new(kind, n));
         }
@@ -79,7 +80,8 @@ pub async fn moved_since(aws: &Aws, plan: &Plan) -> Result<Vec<String>, EngineEr
     let mut moved = Vec::new();
     for (id_text, fp) in &plan.observed {
         let Some(id) = parse_id(id_text) else { continue };
-        let live = resources::read(aws, &id).await.map_err(|source| EngineError::Read { id: id_text.clone(), source })?;
+        let live =
+            resources::read(aws, &id).await.map_err(|source| EngineError::Read { id: id_text.clone(), source })?;
         if &fingerprint(live.as_ref()) != fp {
             moved.push(id_text.clone());
         }
@@ -137,7 +139,10 @@ pub async fn execute(aws: &Aws, plan: &Plan, obs: Arc<dyn Observer>, timing: Tim
                     running.spawn(async move {
                         let id = step.id.to_string();
                         let ctx = Ctx { aws: &aws, obs: obs.as_ref(), id: &id, timing };
-                        obs.event(Event::Started { id: id.clone(), action: format!("{:?}", step.action).to_lowercase() });
+                        obs.event(Event::Started {
+                            id: id.clone(),
+                            action: format!("{:?}", step.action).to_lowercase(),
+                        });
                         let start = Instant::now();
                         let mut result = Ok(());
                         for op in &step.ops {

@@ -43,11 +43,37 @@ pub fn estimate(record_kb: u32, records_per_sec: u64, consumers: u32) -> Estimat
 
 impl fmt::Display for Estimate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "Incoming: {} KB x {} records/s = {:.0} KB/s ({:.2} MB/s)", self.record_kb, self.records_per_sec, self.write_kib_s, self.write_kib_s / 1024.0)?;
-        writeln!(f, "Outgoing: {:.0} KB/s x {} consumer(s) = {:.0} KB/s ({:.2} MB/s)", self.write_kib_s, self.consumers, self.read_kib_s, self.read_kib_s / 1024.0)?;
-        writeln!(f, "  write bandwidth: {:.0} KB/s / 1024 KB/s per shard  -> {} shard(s)", self.write_kib_s, self.by_write_bytes)?;
-        writeln!(f, "  write records:   {} rec/s / 1000 rec/s per shard -> {} shard(s)", self.records_per_sec, self.by_write_records)?;
-        writeln!(f, "  read bandwidth:  {:.0} KB/s / 2048 KB/s per shard  -> {} shard(s)", self.read_kib_s, self.by_read_bytes)?;
+        writeln!(
+            f,
+            "Incoming: {} KB x {} records/s = {:.0} KB/s ({:.2} MB/s)",
+            self.record_kb,
+            self.records_per_sec,
+            self.write_kib_s,
+            self.write_kib_s / 1024.0
+        )?;
+        writeln!(
+            f,
+            "Outgoing: {:.0} KB/s x {} consumer(s) = {:.0} KB/s ({:.2} MB/s)",
+            self.write_kib_s,
+            self.consumers,
+            self.read_kib_s,
+            self.read_kib_s / 1024.0
+        )?;
+        writeln!(
+            f,
+            "  write bandwidth: {:.0} KB/s / 1024 KB/s per shard  -> {} shard(s)",
+            self.write_kib_s, self.by_write_bytes
+        )?;
+        writeln!(
+            f,
+            "  write records:   {} rec/s / 1000 rec/s per shard -> {} shard(s)",
+            self.records_per_sec, self.by_write_records
+        )?;
+        writeln!(
+            f,
+            "  read bandwidth:  {:.0} KB/s / 2048 KB/s per shard  -> {} shard(s)",
+            self.read_kib_s, self.by_read_bytes
+        )?;
         write!(f, "Estimated shards: {} (the largest of the three; over-provision slightly for bursts)", self.shards)
     }
 }

@@ -6,17 +6,43 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     /// A plan step began.
-    Started { id: String, action: String },
+    Started {
+        id: String,
+        action: String,
+    },
     /// A long wait is still going on (status as AWS reports it).
-    Waiting { id: String, what: String, status: String, elapsed: Duration },
+    Waiting {
+        id: String,
+        what: String,
+        status: String,
+        elapsed: Duration,
+    },
     /// A transient AWS error; the call is retried after `delay`.
-    Retrying { id: String, what: String, error: String, attempt: u32, delay: Duration },
+    Retrying {
+        id: String,
+        what: String,
+        error: String,
+        attempt: u32,
+        delay: Duration,
+    },
     /// A note worth showing (e.g. a resharding step).
-    Note { id: String, message: String },
-    Finished { id: String, elapsed: Duration },
-    Failed { id: String, error: String },
+    Note {
+        id: String,
+        message: String,
+    },
+    Finished {
+        id: String,
+        elapsed: Duration,
+    },
+    Failed {
+        id: String,
+        error: String,
+    },
     /// Not run because a step it depends on failed.
-    Skipped { id: String, because: String },
+    Skipped {
+        id: String,
+        because: String,
+    },
 }
 
 pub trait Observer: Send + Sync {

@@ -73,7 +73,10 @@ pub fn resolve(spec: &Spec, cx: &Context) -> Vec<Desired> {
         path: role::PATH.into(),
         description: format!("pipectl: execution role of the transform functions of stack {}", spec.stack),
         trust: fill(LAMBDA_TRUST, &BTreeMap::new()),
-        inline: BTreeMap::from([("logs".to_string(), fill(LAMBDA_LOGS, &BTreeMap::from([("log_group_arns", Value::Array(log_groups))])))]),
+        inline: BTreeMap::from([(
+            "logs".to_string(),
+            fill(LAMBDA_LOGS, &BTreeMap::from([("log_group_arns", Value::Array(log_groups))])),
+        )]),
         tags: tags.clone(),
     }));
     let mut bucket_resources = vec![json!(bucket_arn)];
@@ -111,7 +114,11 @@ pub fn resolve(spec: &Spec, cx: &Context) -> Vec<Desired> {
         tags: tags.clone(),
     }));
 
-    out.push(Desired::S3Bucket(bucket::Desired { name: spec.bucket.name.clone(), region: cx.region.clone(), tags: tags.clone() }));
+    out.push(Desired::S3Bucket(bucket::Desired {
+        name: spec.bucket.name.clone(),
+        region: cx.region.clone(),
+        tags: tags.clone(),
+    }));
 
     for pl in &spec.pipelines {
         out.push(Desired::KinesisStream(stream::Desired {
@@ -194,7 +201,12 @@ mod tests {
     use crate::resources::Kind;
 
     fn cx() -> Context {
-        Context { account: "123456789012".into(), region: "eu-west-1".into(), code_sha256: "h=".into(), zip_path: "z".into() }
+        Context {
+            account: "123456789012".into(),
+            region: "eu-west-1".into(),
+            code_sha256: "h=".into(),
+            zip_path: "z".into(),
+        }
     }
 
     fn spec(src: &str) -> Spec {
@@ -246,16 +258,27 @@ mod tests {
     fn firehose_policy_is_scoped_to_exact_resources() {
         let s = spec(include_str!("../stacks/two-feeds-es.yaml"));
         let d = resolve(&s, &cx());
-        let Desired::IamRole(r) = d.iter().find(|x| x.id() == crate::resources::ResourceId::new(Kind::IamRole, "city-feeds-firehose")).unwrap() else { panic!() };
+        let Desired::IamRole(r) = d
+            .iter()
+            .find(|x| x.id() == crate::resources::ResourceId::new(Kind::IamRole, "city-feeds-firehose"))
+            .unwrap()
+        else {
+            panic!()
+        };
         let text = r.inline["delivery"].to_string();
         assert!(text.contains("stream/city-crime\"") && text.contains("stream/city-sensors\""), "{text}");
         assert!(text.contains("arn:aws:s3:::city-feeds-failed-docs/failed/crime/*"), "{text}");
         assert!(!text.contains("${"), "{text}");
         assert!(!text.contains("\"*\""), "no wildcard resource: {text}");
         // allow_account: false drops the root statement.
-        let Desired::SearchDomain(dom) = d.iter().find(|x| matches!(x, Desired::SearchDomain(_))).unwrap() else { panic!() };
+        let Desired::SearchDomain(dom) = d.iter().find(|x| matches!(x, Desired::SearchDomain(_))).unwrap() else {
+            panic!()
+        };
         assert!(!dom.access_policy.to_string().contains(":root"));
-        assert!(d.iter().filter(|x| matches!(x, Desired::DeliveryStream(_))).all(|x| matches!(x, Desired::DeliveryStream(v) if v.family == crate::spec::EngineFamily::Elasticsearch)));
+        assert!(d
+            .iter()
+            .filter(|x| matches!(x, Desired::DeliveryStream(_)))
+            .all(|x| matches!(x, Desired::DeliveryStream(v) if v.family == crate::spec::EngineFamily::Elasticsearch)));
     }
 
     #[test]

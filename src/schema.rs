@@ -71,8 +71,7 @@ pub enum FieldType {
 }
 
 impl FieldType {
-    pub const ALL: [&'static str; 7] =
-        ["keyword", "text", "integer", "float", "boolean", "date", "geo_point"];
+    pub const ALL: [&'static str; 7] = ["keyword", "text", "integer", "float", "boolean", "date", "geo_point"];
 
     /// The OpenSearch/Elasticsearch mapping type.
     pub fn mapping_type(self) -> &'static str {
@@ -146,7 +145,7 @@ pub fn encode_record<S: AsRef<str>>(values: &[S], delim: char, out: &mut Vec<u8>
             out.extend_from_slice(d);
         }
         let v = v.as_ref();
-        if v.contains(|c| c == delim || c == '"' || c == '\r' || c == '\n') {
+        if v.contains([delim, '"', '\r', '\n']) {
             out.push(b'"');
             for ch in v.chars() {
                 if ch == '"' {
@@ -628,7 +627,8 @@ pub(crate) mod tests {
     #[test]
     fn types_an_article_row() {
         let s = crime_schema();
-        let row = b"1/1/06 0:00|3108 OCCIDENTAL DR|3|3C|1115|10851(A)VC TAKE VEH W/O OWNER|2404|38.55042047|-121.3914158";
+        let row =
+            b"1/1/06 0:00|3108 OCCIDENTAL DR|3|3C|1115|10851(A)VC TAKE VEH W/O OWNER|2404|38.55042047|-121.3914158";
         let doc = type_record(&s, row, t0()).unwrap();
         let want = serde_json::json!({
             "crime_time": "2006-01-01T00:00:00Z",
@@ -676,10 +676,7 @@ pub(crate) mod tests {
             assert_eq!(ok(FieldType::Boolean, None, t), Value::Bool(false));
         }
         assert!(err(FieldType::Boolean, None, "yes"));
-        assert_eq!(
-            ok(FieldType::Date, Some("%m/%d/%y %H:%M"), "12/31/06 23:59"),
-            Value::from("2006-12-31T23:59:00Z")
-        );
+        assert_eq!(ok(FieldType::Date, Some("%m/%d/%y %H:%M"), "12/31/06 23:59"), Value::from("2006-12-31T23:59:00Z"));
         assert_eq!(ok(FieldType::Date, Some("%Y-%m-%d"), "2006-01-02"), Value::from("2006-01-02T00:00:00Z"));
         assert_eq!(
             ok(FieldType::Date, Some("%Y-%m-%d %H:%M:%S %z"), "2006-01-02 10:00:00 +0200"),

@@ -27,10 +27,7 @@ pub struct Failure {
 /// Transforms every record of `event`. A record that cannot be typed is answered
 /// `ProcessingFailed` with its original data (Firehose then routes it to the failed-documents
 /// prefix) and reported in the returned failures; it never fails the invocation.
-pub fn handle(
-    schema: &Compiled,
-    event: &KinesisFirehoseEvent,
-) -> (KinesisFirehoseResponse, Vec<Failure>) {
+pub fn handle(schema: &Compiled, event: &KinesisFirehoseEvent) -> (KinesisFirehoseResponse, Vec<Failure>) {
     let mut failures = Vec::new();
     let mut response = KinesisFirehoseResponse::default();
     response.records.reserve(event.records.len());

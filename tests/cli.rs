@@ -22,10 +22,16 @@ fn example_stacks_validate() {
 #[test]
 fn bad_spec_reports_file_line_column_and_exits_1() {
     let dir = Scratch::new("cli-bad");
-    let text = common::stack_text("crime-data.yaml").replace("retention_hours: 24", "retention_hour: 24").replace("domain: kinesis", "domain: K");
+    let text = common::stack_text("crime-data.yaml")
+        .replace("retention_hours: 24", "retention_hour: 24")
+        .replace("domain: kinesis", "domain: K");
     let f = dir.write("bad.yaml", &text);
     let out = pipectl(&["validate", "-f", &f]).code(1);
-    assert!(out.stderr.contains("bad.yaml:24:44: error:") && out.stderr.contains("did you mean the key `retention_hours`?"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("bad.yaml:24:44: error:") && out.stderr.contains("did you mean the key `retention_hours`?"),
+        "{}",
+        out.stderr
+    );
     let f = dir.write("empty.yaml", "");
     let out = pipectl(&["validate", "-f", &f]).code(1);
     assert!(out.stderr.contains("empty.yaml:1:1: error: the spec is empty"), "{}", out.stderr);
@@ -45,7 +51,17 @@ fn estimate_shows_its_reasoning() {
 #[test]
 fn invoke_csv_types_every_article_row() {
     let csv = common::data_csv();
-    let out = pipectl(&["invoke", "-f", "stacks/crime-data.yaml", "--pipeline", "crime", "--csv", csv.to_str().unwrap(), "--json"]).ok();
+    let out = pipectl(&[
+        "invoke",
+        "-f",
+        "stacks/crime-data.yaml",
+        "--pipeline",
+        "crime",
+        "--csv",
+        csv.to_str().unwrap(),
+        "--json",
+    ])
+    .ok();
     assert!(out.stderr.contains("7584 rows: 7584 Ok, 0 failed"), "{}", out.stderr);
     let docs: Vec<Value> = out.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(docs.len(), 7584);
@@ -76,8 +92,16 @@ fn invoke_csv_reports_each_failing_row() {
     lines[4] = lines[4].replace("38.", "98.");
     let f = dir.write("rows.csv", &(lines.join("\n") + "\n"));
     let out = pipectl(&["invoke", "-f", "stacks/crime-data.yaml", "--pipeline", "crime", "--csv", &f]).code(1);
-    assert!(out.stdout.contains("row 2 (line 3): failed: field `district`: not an integer: \"five\""), "{}", out.stdout);
-    assert!(out.stdout.contains("row 4 (line 5): failed: field `location`: latitude outside -90..90"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("row 2 (line 3): failed: field `district`: not an integer: \"five\""),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("row 4 (line 5): failed: field `location`: latitude outside -90..90"),
+        "{}",
+        out.stdout
+    );
     assert!(out.stderr.contains("5 rows: 3 Ok, 2 failed"), "{}", out.stderr);
 }
 

@@ -28,7 +28,8 @@ fn plan_changes(json: &str) -> Vec<(String, String, Vec<String>)> {
         .iter()
         .map(|s| {
             let id = format!("{}.{}", s["id"]["kind"].as_str().unwrap(), s["id"]["name"].as_str().unwrap());
-            let attrs = s["changes"].as_array().unwrap().iter().map(|c| c["attr"].as_str().unwrap().to_string()).collect();
+            let attrs =
+                s["changes"].as_array().unwrap().iter().map(|c| c["attr"].as_str().unwrap().to_string()).collect();
             (id, s["action"].as_str().unwrap().to_string(), attrs)
         })
         .collect()
@@ -58,8 +59,12 @@ async fn lifecycle(stack: &str, edits: &[(&str, &str)], expected: &[(&str, &[&st
     let spec_v: pipectl::spec::Spec = serde_yaml::from_str(&text).unwrap();
     let stream_name = spec_v.pipelines[0].stream.name.clone();
     let delivery_name = spec_v.pipelines[0].delivery.name.clone();
-    let Some(Live::KinesisStream(s0)) = live(&m, Kind::KinesisStream, &stream_name).await else { panic!("stream missing") };
-    let Some(Live::DeliveryStream(d0)) = live(&m, Kind::DeliveryStream, &delivery_name).await else { panic!("delivery missing") };
+    let Some(Live::KinesisStream(s0)) = live(&m, Kind::KinesisStream, &stream_name).await else {
+        panic!("stream missing")
+    };
+    let Some(Live::DeliveryStream(d0)) = live(&m, Kind::DeliveryStream, &delivery_name).await else {
+        panic!("delivery missing")
+    };
 
     // Edit the spec: the plan shows exactly those changes.
     let mut edited = text.clone();
@@ -142,7 +147,10 @@ async fn lifecycle(stack: &str, edits: &[(&str, &str)], expected: &[(&str, &[&st
     let out = m.pipectl(&["destroy", "-f", &spec2, "--yes", "--purge"]).ok();
     assert!(out.stdout.contains("s3_bucket."), "{}", out.stdout);
     assert!(live(&m, Kind::S3Bucket, &spec_v.bucket.name).await.is_none());
-    for r in [id(Kind::IamRole, &format!("{}-firehose", spec_v.stack)), id(Kind::IamRole, &format!("{}-lambda", spec_v.stack))] {
+    for r in [
+        id(Kind::IamRole, &format!("{}-firehose", spec_v.stack)),
+        id(Kind::IamRole, &format!("{}-lambda", spec_v.stack)),
+    ] {
         assert!(read(&m.aws().await, &r).await.unwrap().is_none(), "{r} left behind");
     }
     // Nothing owned is left; the neighbours survive.
@@ -176,8 +184,14 @@ async fn elasticsearch_stack_lifecycle() {
         "two-feeds-es.yaml",
         &[
             ("shards: 2, retention_hours: 48", "shards: 4, retention_hours: 24"),
-            ("failed_prefix: failed/crime/", "failed_prefix: failed/crime/\n      buffering: { size_mb: 3, interval_s: 120 }"),
-            ("transform: { function: city-crime-transform }", "transform: { function: city-crime-transform, memory_mb: 512 }"),
+            (
+                "failed_prefix: failed/crime/",
+                "failed_prefix: failed/crime/\n      buffering: { size_mb: 3, interval_s: 120 }",
+            ),
+            (
+                "transform: { function: city-crime-transform }",
+                "transform: { function: city-crime-transform, memory_mb: 512 }",
+            ),
         ],
         &[
             ("kinesis_stream.city-crime", &["shards", "retention_hours"]),
@@ -235,9 +249,20 @@ async fn saved_plan_applies_exactly_and_refuses_when_stale() {
     m.pipectl(&["plan", "-f", &spec2, "--out", &saved2, "--artifacts", &art]).ok();
     // Someone changes the stream between plan and apply.
     let kinesis = aws_sdk_kinesis::Client::new(&m.sdk().await);
-    kinesis.increase_stream_retention_period().stream_name("DataStream").retention_period_hours(48).send().await.unwrap();
+    kinesis
+        .increase_stream_retention_period()
+        .stream_name("DataStream")
+        .retention_period_hours(48)
+        .send()
+        .await
+        .unwrap();
     let out = m.pipectl(&["apply", &saved2, "--yes"]).code(1);
-    assert!(out.stderr.contains("the live state changed since it was made") && out.stderr.contains("kinesis_stream.DataStream"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("the live state changed since it was made")
+            && out.stderr.contains("kinesis_stream.DataStream"),
+        "{}",
+        out.stderr
+    );
     let Some(Live::KinesisStream(s)) = live(&m, Kind::KinesisStream, "DataStream").await else { panic!() };
     assert_eq!(s.retention_hours, 48, "the stale plan changed nothing");
 }

@@ -31,7 +31,11 @@ fn unzip_bootstrap(zip: &std::path::Path, dir: &Scratch) -> String {
 fn bundle_is_reproducible_and_fits_lambda() {
     let first = std::fs::read(bundle_dir().join("transform.zip")).unwrap();
     let again = Scratch::new("bundle2");
-    let out = common::run_bin(env!("CARGO_BIN_EXE_pipectl"), &["bundle", "-f", "stacks/crime-data.yaml", "--out", &again.0.display().to_string()], "http://127.0.0.1:9");
+    let out = common::run_bin(
+        env!("CARGO_BIN_EXE_pipectl"),
+        &["bundle", "-f", "stacks/crime-data.yaml", "--out", &again.0.display().to_string()],
+        "http://127.0.0.1:9",
+    );
     assert_eq!(out.status, 0, "{}", out.stderr);
     let second = std::fs::read(again.0.join("transform.zip")).unwrap();
     assert_eq!(first, second, "two bundles of the same source differ");
@@ -46,16 +50,19 @@ fn bundle_is_reproducible_and_fits_lambda() {
     assert!(!text.contains("aws-sdk-kinesis") && !text.contains("aws_sdk_"), "the bootstrap links the AWS SDK");
 }
 
+/// (request path, body) of every POST the bootstrap made.
+type Posted = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+
 /// A Lambda Runtime API stand-in: hands out `events` one by one, records what comes back.
 struct RuntimeApi {
     addr: std::net::SocketAddr,
-    posted: Arc<Mutex<Vec<(String, Vec<u8>)>>>,
+    posted: Posted,
 }
 
 async fn runtime_api(events: Vec<String>) -> RuntimeApi {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let posted: Arc<Mutex<Vec<(String, Vec<u8>)>>> = Arc::default();
+    let posted: Posted = Arc::default();
     let queue = Arc::new(Mutex::new(events.into_iter().enumerate().collect::<std::collections::VecDeque<_>>()));
     let log = posted.clone();
     tokio::spawn(serve(listener, move |req| {
@@ -65,8 +72,14 @@ async fn runtime_api(events: Vec<String>) -> RuntimeApi {
                 Some((i, body)) => {
                     let mut m = Message::response(200, "application/json", body);
                     m.headers.push(("lambda-runtime-aws-request-id".into(), format!("req-{i}")));
-                    m.headers.push(("lambda-runtime-deadline-ms".into(), (chrono::Utc::now().timestamp_millis() + 60_000).to_string()));
-                    m.headers.push(("lambda-runtime-invoked-function-arn".into(), "arn:aws:lambda:eu-west-1:123456789012:function:t".into()));
+                    m.headers.push((
+                        "lambda-runtime-deadline-ms".into(),
+                        (chrono::Utc::now().timestamp_millis() + 60_000).to_string(),
+                    ));
+                    m.headers.push((
+                        "lambda-runtime-invoked-function-arn".into(),
+                        "arn:aws:lambda:eu-west-1:123456789012:function:t".into(),
+                    ));
                     m.headers.push(("lambda-runtime-trace-id".into(), "Root=1-0-0".into()));
                     m
                 }
@@ -151,7 +164,11 @@ async fn bootstrap_answers_firehose_events_over_the_runtime_api() {
     let refs: Vec<&[u8]> = rows.iter().map(Vec::as_slice).collect();
     let events = vec![
         event(&refs),
-        event(&[b"1/1/06 0:00|A|3|3C|1115|D|2404|38.5|-121.3", b"not|enough", "1/1/06 0:00|\"Ünïcode | pipe\"|3|3C|1115|D|2404|38.5|-121.3".as_bytes()]),
+        event(&[
+            b"1/1/06 0:00|A|3|3C|1115|D|2404|38.5|-121.3",
+            b"not|enough",
+            "1/1/06 0:00|\"Ünïcode | pipe\"|3|3C|1115|D|2404|38.5|-121.3".as_bytes(),
+        ]),
         "{\"this is\": \"not a firehose event\"}".to_string(),
     ];
     let api = runtime_api(events).await;
@@ -171,14 +188,20 @@ async fn bootstrap_answers_firehose_events_over_the_runtime_api() {
         assert_eq!(r["recordId"], format!("r{i}"));
         assert_eq!(r["result"], "Ok", "row {i}");
     }
-    let doc: Value = serde_json::from_slice(&base64::engine::general_purpose::STANDARD.decode(recs[0]["data"].as_str().unwrap()).unwrap()).unwrap();
+    let doc: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::STANDARD.decode(recs[0]["data"].as_str().unwrap()).unwrap(),
+    )
+    .unwrap();
     assert_eq!(doc["crime_time"], "2006-01-01T00:00:00Z");
     assert_eq!(doc["location"]["lat"], 38.55042047);
 
     let r1: Value = serde_json::from_slice(&posted[1].1).unwrap();
     let results: Vec<&str> = r1["records"].as_array().unwrap().iter().map(|r| r["result"].as_str().unwrap()).collect();
     assert_eq!(results, ["Ok", "ProcessingFailed", "Ok"]);
-    let doc: Value = serde_json::from_slice(&base64::engine::general_purpose::STANDARD.decode(r1["records"][2]["data"].as_str().unwrap()).unwrap()).unwrap();
+    let doc: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::STANDARD.decode(r1["records"][2]["data"].as_str().unwrap()).unwrap(),
+    )
+    .unwrap();
     assert_eq!(doc["address"], "Ünïcode | pipe");
     // The failure is logged once, with position and reason, never the payload.
     assert!(stderr.contains("record 1 (r1) failed: expected 9 values, got 2"), "{stderr}");

@@ -183,7 +183,10 @@ async fn fault_proxy(upstream: String, faults: Arc<Faults>) -> String {
                                 .map(|_| json!({"ErrorCode": "ProvisionedThroughputExceededException", "ErrorMessage": "Rate exceeded for shard"}))
                                 .collect();
                             let resp = json!({"FailedRecordCount": total, "Records": recs}).to_string();
-                            if write_message(&mut wr, &Message::response(200, "application/x-amz-json-1.1", resp)).await.is_err() {
+                            if write_message(&mut wr, &Message::response(200, "application/x-amz-json-1.1", resp))
+                                .await
+                                .is_err()
+                            {
                                 return;
                             }
                             continue;
@@ -210,7 +213,8 @@ async fn fault_proxy(upstream: String, faults: Arc<Faults>) -> String {
                                 }
                             })
                             .collect();
-                        resp.body = json!({"FailedRecordCount": failed_slots.len(), "Records": recs}).to_string().into_bytes();
+                        resp.body =
+                            json!({"FailedRecordCount": failed_slots.len(), "Records": recs}).to_string().into_bytes();
                     }
                     if write_message(&mut wr, &resp).await.is_err() {
                         return;
@@ -239,7 +243,16 @@ async fn failed_records_and_dropped_connections_still_arrive_exactly_once() {
     assert!(faults.failed.load(Ordering::SeqCst) > 1000, "the proxy failed records");
     assert!(faults.dropped.load(Ordering::SeqCst) >= 3, "the proxy dropped connections");
     assert!(out.stdout.contains("records delivered:  7584"), "{}", out.stdout);
-    let retries: u64 = out.stdout.lines().find(|l| l.starts_with("retries:")).unwrap().split_whitespace().last().unwrap().parse().unwrap();
+    let retries: u64 = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("retries:"))
+        .unwrap()
+        .split_whitespace()
+        .last()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(retries >= faults.failed.load(Ordering::SeqCst), "{}", out.stdout);
     assert_exactly_once(&read_all(&m, "DataStream").await, &expected_wire());
 }
@@ -262,7 +275,8 @@ async fn exhausted_retry_budget_fails_and_keeps_the_rows() {
     let small: String = csv.lines().take(51).map(|l| format!("{l}\n")).collect();
     let input = dir.write("rows.csv", &small);
     let undelivered = dir.path("left.csv");
-    let out = produce(&proxy, &input, &["--max-retries", "2", "--retry-base-ms", "1", "--failed-out", &undelivered]).code(1);
+    let out =
+        produce(&proxy, &input, &["--max-retries", "2", "--retry-base-ms", "1", "--failed-out", &undelivered]).code(1);
     assert!(out.stderr.contains("50 record(s) undelivered") && out.stderr.contains(&undelivered), "{}", out.stderr);
     let left = std::fs::read_to_string(&undelivered).unwrap();
     assert_eq!(left, small, "the undelivered file holds the header and every row, in order");
@@ -289,7 +303,16 @@ async fn rows_with_missing_columns_are_reported_not_sent() {
 fn dry_run_encodes_without_sending() {
     let out = common::run_bin(
         env!("CARGO_BIN_EXE_pipectl"),
-        &["produce", "-f", "stacks/crime-data.yaml", "--pipeline", "crime", "--csv", common::data_csv().to_str().unwrap(), "--dry-run"],
+        &[
+            "produce",
+            "-f",
+            "stacks/crime-data.yaml",
+            "--pipeline",
+            "crime",
+            "--csv",
+            common::data_csv().to_str().unwrap(),
+            "--dry-run",
+        ],
         "http://127.0.0.1:9",
     )
     .ok();

@@ -72,6 +72,14 @@ impl AwsError {
     }
 }
 
+/// A delete that finds the resource already gone has done its job.
+pub fn gone_ok<T>(r: Result<T, AwsError>) -> Result<(), AwsError> {
+    match r {
+        Err(e) if !e.is(ErrorClass::NotFound) => Err(e),
+        _ => Ok(()),
+    }
+}
+
 /// Converts an SDK error, keeping code, message and HTTP status, and classifies it.
 pub fn from_sdk<E>(op: &str, resource: &str, err: SdkError<E, HttpResponse>) -> AwsError
 where
@@ -79,10 +87,7 @@ where
 {
     let status = err.raw_response().map(|r| r.status().as_u16());
     let (code, message) = match &err {
-        SdkError::ServiceError(_) => (
-            err.code().unwrap_or("").to_string(),
-            err.message().unwrap_or("").to_string(),
-        ),
+        SdkError::ServiceError(_) => (err.code().unwrap_or("").to_string(), err.message().unwrap_or("").to_string()),
         SdkError::TimeoutError(_) => ("Timeout".to_string(), String::new()),
         SdkError::DispatchFailure(_) => ("DispatchFailure".to_string(), "could not reach the endpoint".to_string()),
         SdkError::ResponseError(_) => ("ResponseError".to_string(), "unreadable response".to_string()),
@@ -111,9 +116,7 @@ where
             // A service error is fully described by its code and message.
             SdkError::ServiceError(_) => None,
             // Otherwise the chain (e.g. "connection refused") is the useful part.
-            _ => Some(Box::new(Cause(
-                aws_smithy_types::error::display::DisplayErrorContext(&err).to_string(),
-            ))),
+            _ => Some(Box::new(Cause(aws_smithy_types::error::display::DisplayErrorContext(&err).to_string()))),
         },
     }
 }
@@ -135,8 +138,13 @@ pub fn classify(code: &str, message: &str, status: Option<u16>) -> ErrorClass {
     match code {
         // Kinesis, Firehose, Lambda, OpenSearch; IAM; S3.
         "ResourceNotFoundException" | "NoSuchEntity" | "NoSuchBucket" | "NotFound" => ErrorClass::NotFound,
-        "Throttling" | "ThrottlingException" | "TooManyRequestsException" | "RequestLimitExceeded"
-        | "ProvisionedThroughputExceededException" | "SlowDown" | "LimitExceededException" => {
+        "Throttling"
+        | "ThrottlingException"
+        | "TooManyRequestsException"
+        | "RequestLimitExceeded"
+        | "ProvisionedThroughputExceededException"
+        | "SlowDown"
+        | "LimitExceededException" => {
             // Kinesis reports control-plane rate limits as LimitExceededException; a quota
             // (e.g. shard limit) uses the same code with "limit" wording and is not transient.
             if code == "LimitExceededException" && (msg.contains("quota") || msg.contains("shard limit")) {
@@ -159,10 +167,19 @@ pub fn classify(code: &str, message: &str, status: Option<u16>) -> ErrorClass {
         "ValidationException" | "InvalidTypeException" if msg.contains("principal") => ErrorClass::NotYetPropagated,
         "MalformedPolicyDocument" if msg.contains("invalid principal") => ErrorClass::NotYetPropagated,
         // Another update is still running on the resource.
-        "ResourceInUseException" | "ResourceConflictException" | "ConcurrentModificationException"
+        "ResourceInUseException"
+        | "ResourceConflictException"
+        | "ConcurrentModificationException"
         | "OperationAbortedException" => ErrorClass::Busy,
-        "HTTP500" | "HTTP502" | "HTTP503" | "HTTP504" | "InternalFailure" | "ServiceUnavailable"
-        | "InternalServerError" | "ServiceUnavailableException" | "InternalException" => {
+        "HTTP500"
+        | "HTTP502"
+        | "HTTP503"
+        | "HTTP504"
+        | "InternalFailure"
+        | "ServiceUnavailable"
+        | "InternalServerError"
+        | "ServiceUnavailableException"
+        | "InternalException" => {
             // moto returns a bare 500 for operations it does not implement; those are not
             // transient. Real AWS 5xx are retried by the SDK before they get here.
             ErrorClass::Fatal
@@ -188,10 +205,25 @@ mod tests {
             ("Throttling", "Rate exceeded", Some(400), Throttled),
             ("LimitExceededException", "Rate exceeded for stream", Some(400), Throttled),
             ("LimitExceededException", "This request would exceed the shard limit for the account", Some(400), Fatal),
-            ("InvalidParameterValueException", "The role defined for the function cannot be assumed by Lambda.", Some(400), NotYetPropagated),
+            (
+                "InvalidParameterValueException",
+                "The role defined for the function cannot be assumed by Lambda.",
+                Some(400),
+                NotYetPropagated,
+            ),
             ("InvalidParameterValueException", "Memory must be 128..10240", Some(400), Fatal),
-            ("InvalidArgumentException", "Firehose is unable to assume role arn:aws:iam::1:role/r", Some(400), NotYetPropagated),
-            ("InvalidArgumentException", "Exactly one destination configuration is supported for a Firehose", Some(400), Fatal),
+            (
+                "InvalidArgumentException",
+                "Firehose is unable to assume role arn:aws:iam::1:role/r",
+                Some(400),
+                NotYetPropagated,
+            ),
+            (
+                "InvalidArgumentException",
+                "Exactly one destination configuration is supported for a Firehose",
+                Some(400),
+                Fatal,
+            ),
             ("ResourceInUseException", "Stream is being updated", Some(400), Busy),
             ("ResourceConflictException", "An update is in progress", Some(409), Busy),
             ("ConcurrentModificationException", "version mismatch", Some(400), Busy),

@@ -8,8 +8,8 @@ pub mod wait;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
+use aws_config::BehaviorVersion;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
@@ -101,16 +101,11 @@ impl Aws {
         let calls = CallCounter::default();
         macro_rules! client {
             ($krate:ident) => {
-                $krate::Client::from_conf(
-                    $krate::config::Builder::from(cfg).interceptor(calls.clone()).build(),
-                )
+                $krate::Client::from_conf($krate::config::Builder::from(cfg).interceptor(calls.clone()).build())
             };
         }
         let s3 = aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(cfg)
-                .interceptor(calls.clone())
-                .force_path_style(custom_endpoint)
-                .build(),
+            aws_sdk_s3::config::Builder::from(cfg).interceptor(calls.clone()).force_path_style(custom_endpoint).build(),
         );
         Aws {
             kinesis: client!(aws_sdk_kinesis),

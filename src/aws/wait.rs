@@ -23,9 +23,8 @@ pub struct Timing {
 
 impl Timing {
     pub fn from_env() -> Timing {
-        let ms = |k: &str, d: u64| {
-            Duration::from_millis(std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d))
-        };
+        let ms =
+            |k: &str, d: u64| Duration::from_millis(std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d));
         Timing {
             retry_base: ms("PIPECTL_RETRY_BASE_MS", 1000),
             retry_cap: ms("PIPECTL_RETRY_CAP_MS", 20_000),
@@ -59,8 +58,9 @@ impl Ctx<'_> {
         loop {
             match f().await {
                 Ok(v) => return Ok(v),
-                Err(e) if matches!(e.class, ErrorClass::Throttled | ErrorClass::NotYetPropagated | ErrorClass::Busy)
-                    && attempt + 1 < self.timing.retry_attempts =>
+                Err(e)
+                    if matches!(e.class, ErrorClass::Throttled | ErrorClass::NotYetPropagated | ErrorClass::Busy)
+                        && attempt + 1 < self.timing.retry_attempts =>
                 {
                     attempt += 1;
                     let exp = self.timing.retry_base.saturating_mul(1 << attempt.min(16));
@@ -100,7 +100,11 @@ impl Ctx<'_> {
                             what,
                             self.id,
                             "WaitTimeout",
-                            format!("still {status} after {}s (limit {}s); rerun plan to see what is left", elapsed.as_secs(), timeout.as_secs()),
+                            format!(
+                                "still {status} after {}s (limit {}s); rerun plan to see what is left",
+                                elapsed.as_secs(),
+                                timeout.as_secs()
+                            ),
                         ));
                     }
                     if last_report.elapsed() >= self.timing.report_every || elapsed < self.timing.poll {
@@ -159,7 +163,10 @@ mod tests {
         let r = ctx
             .retry("lambda:CreateFunction", || async {
                 match calls.fetch_add(1, Ordering::SeqCst) {
-                    0 => Err(err("InvalidParameterValueException", "The role defined for the function cannot be assumed by Lambda.")),
+                    0 => Err(err(
+                        "InvalidParameterValueException",
+                        "The role defined for the function cannot be assumed by Lambda.",
+                    )),
                     1 => Err(err("ThrottlingException", "Rate exceeded")),
                     _ => Ok(7),
                 }
@@ -204,7 +211,13 @@ mod tests {
         })
         .await
         .unwrap();
-        let waiting = obs.0.lock().unwrap().iter().filter(|e| matches!(e, Event::Waiting { status, .. } if status == "processing")).count();
+        let waiting = obs
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| matches!(e, Event::Waiting { status, .. } if status == "processing"))
+            .count();
         assert!(waiting >= 1, "progress is reported while waiting");
         let e = ctx
             .wait_until("domain ready", Duration::from_millis(20), || async { Ok(Some("processing".to_string())) })

@@ -11,11 +11,9 @@ use pipectl::transform::{handle, schema_from_env, SCHEMA_ENV};
 async fn main() -> Result<(), Error> {
     // A missing or malformed schema is a deployment error: fail the init phase loudly
     // rather than answer every record ProcessingFailed.
-    let raw = std::env::var(SCHEMA_ENV)
-        .map_err(|_| format!("environment variable {SCHEMA_ENV} is not set"))?;
-    let schema: &'static Compiled = Box::leak(Box::new(
-        schema_from_env(&raw).map_err(|e| format!("{SCHEMA_ENV} is not a valid schema: {e}"))?,
-    ));
+    let raw = std::env::var(SCHEMA_ENV).map_err(|_| format!("environment variable {SCHEMA_ENV} is not set"))?;
+    let schema: &'static Compiled =
+        Box::leak(Box::new(schema_from_env(&raw).map_err(|e| format!("{SCHEMA_ENV} is not a valid schema: {e}"))?));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<KinesisFirehoseEvent>| async move {
         let (response, failures) = handle(schema, &event.payload);
         // One line per failed record: position, id and reason (field and value), never the

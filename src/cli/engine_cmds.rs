@@ -85,7 +85,9 @@ impl Observer for Printer {
         let t = self.start.elapsed().as_secs();
         let line = match e {
             Event::Started { id, action } => format!("{id}: {action}…"),
-            Event::Waiting { id, what, status, elapsed } => format!("{id}: waiting for {what} ({status}, {}s elapsed)", elapsed.as_secs()),
+            Event::Waiting { id, what, status, elapsed } => {
+                format!("{id}: waiting for {what} ({status}, {}s elapsed)", elapsed.as_secs())
+            }
             Event::Retrying { id, what, error, attempt, delay } => {
                 format!("{id}: {what} will be retried in {:.1}s (attempt {attempt}): {error}", delay.as_secs_f64())
             }
@@ -99,7 +101,12 @@ impl Observer for Printer {
 }
 
 fn target(g: &Global) -> Target {
-    Target { region: g.region.clone(), profile: g.profile.clone(), endpoint_url: g.endpoint_url.clone(), max_attempts: None }
+    Target {
+        region: g.region.clone(),
+        profile: g.profile.clone(),
+        endpoint_url: g.endpoint_url.clone(),
+        max_attempts: None,
+    }
 }
 
 struct Prepared {
@@ -110,7 +117,12 @@ struct Prepared {
 }
 
 /// Validates the spec (before any AWS call), connects, and resolves the desired state.
-async fn prepare(g: &Global, spec: &SpecArg, artifacts: Option<PathBuf>, need_code: bool) -> Result<Prepared, Box<dyn std::error::Error + Send + Sync>> {
+async fn prepare(
+    g: &Global,
+    spec: &SpecArg,
+    artifacts: Option<PathBuf>,
+    need_code: bool,
+) -> Result<Prepared, Box<dyn std::error::Error + Send + Sync>> {
     let loaded = spec.load()?;
     let s = loaded.spec;
     let (code_sha256, zip_path) = if need_code {
@@ -207,12 +219,20 @@ async fn run(aws: &Aws, plan: &Plan, start: Instant) -> CliResult {
 fn check_applicable(plan: &Plan, allow_replace: bool) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     if !plan.conflicts.is_empty() {
         let list: Vec<String> = plan.conflicts.iter().map(|c| format!("  {}", c.message)).collect();
-        return Err(format!("refusing to apply: {} conflict(s), nothing was changed:\n{}", plan.conflicts.len(), list.join("\n")).into());
+        return Err(format!(
+            "refusing to apply: {} conflict(s), nothing was changed:\n{}",
+            plan.conflicts.len(),
+            list.join("\n")
+        )
+        .into());
     }
     let losing = plan.data_losing_replacements();
     if !losing.is_empty() && !allow_replace {
-        let list: Vec<String> = losing.iter().map(|s| format!("  {} (loses {})", s.id, s.data_loss.as_deref().unwrap_or(""))).collect();
-        return Err(format!("refusing to replace without --allow-replace, nothing was changed:\n{}", list.join("\n")).into());
+        let list: Vec<String> =
+            losing.iter().map(|s| format!("  {} (loses {})", s.id, s.data_loss.as_deref().unwrap_or(""))).collect();
+        return Err(
+            format!("refusing to replace without --allow-replace, nothing was changed:\n{}", list.join("\n")).into()
+        );
     }
     Ok(())
 }
@@ -221,9 +241,15 @@ pub async fn apply(g: &Global, a: ApplyArgs) -> CliResult {
     let start = Instant::now();
     let (aws, plan) = if let Some(path) = &a.plan_file {
         let text = std::fs::read_to_string(path).map_err(|e| format!("reading plan {}: {e}", path.display()))?;
-        let plan: Plan = serde_json::from_str(&text).map_err(|e| format!("{} is not a pipectl plan: {e}", path.display()))?;
+        let plan: Plan =
+            serde_json::from_str(&text).map_err(|e| format!("{} is not a pipectl plan: {e}", path.display()))?;
         if plan.format_version != FORMAT_VERSION {
-            return Err(format!("{} has plan format {}, this pipectl reads {FORMAT_VERSION}", path.display(), plan.format_version).into());
+            return Err(format!(
+                "{} has plan format {}, this pipectl reads {FORMAT_VERSION}",
+                path.display(),
+                plan.format_version
+            )
+            .into());
         }
         let mut t = target(g);
         t.region = Some(plan.region.clone());
@@ -234,7 +260,12 @@ pub async fn apply(g: &Global, a: ApplyArgs) -> CliResult {
         }
         let moved = engine::moved_since(&aws, &plan).await?;
         if !moved.is_empty() {
-            return Err(format!("refusing to apply {}: the live state changed since it was made ({}); run plan again", path.display(), moved.join(", ")).into());
+            return Err(format!(
+                "refusing to apply {}: the live state changed since it was made ({}); run plan again",
+                path.display(),
+                moved.join(", ")
+            )
+            .into());
         }
         (aws, plan)
     } else {

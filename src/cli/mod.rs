@@ -15,7 +15,11 @@ use crate::spec::{self, Loaded};
 pub type CliResult = Result<ExitCode, Box<dyn Error + Send + Sync>>;
 
 #[derive(Parser, Debug)]
-#[command(name = "pipectl", version, about = "Provision and run a Kinesis → Firehose → Lambda → OpenSearch pipeline from one YAML file")]
+#[command(
+    name = "pipectl",
+    version,
+    about = "Provision and run a Kinesis → Firehose → Lambda → OpenSearch pipeline from one YAML file"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,

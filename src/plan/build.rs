@@ -66,7 +66,11 @@ pub fn build(t: &Target<'_>, desired: &[Desired], observed: &Observed, opts: Opt
                 };
                 let owned = owned_by(live.tags(), t.stack);
                 if !owned && !opts.adopt {
-                    let owner = live.tags().get(STACK_TAG).map(|s| format!("owned by stack {s:?}")).unwrap_or_else(|| "not managed by pipectl".into());
+                    let owner = live
+                        .tags()
+                        .get(STACK_TAG)
+                        .map(|s| format!("owned by stack {s:?}"))
+                        .unwrap_or_else(|| "not managed by pipectl".into());
                     conflicts.push(Conflict {
                         id: id.clone(),
                         message: format!("{id} exists but is {owner} (no tag {STACK_TAG}={}); pipectl will not take it over (apply --adopt does, explicitly)", t.stack),
@@ -79,7 +83,11 @@ pub fn build(t: &Target<'_>, desired: &[Desired], observed: &Observed, opts: Opt
                 }
                 let replace = changes.iter().any(|c| c.forces_replace);
                 let (action, ops, data_loss) = if replace {
-                    (Action::Replace, vec![live.delete_op(&id, false), d.create_op()], id.kind.data_loss().map(str::to_string))
+                    (
+                        Action::Replace,
+                        vec![live.delete_op(&id, false), d.create_op()],
+                        id.kind.data_loss().map(str::to_string),
+                    )
                 } else {
                     (if owned { Action::Update } else { Action::Adopt }, vec![update_op(d, live)], None)
                 };
@@ -132,14 +140,22 @@ fn delete_step(id: &ResourceId, live: &Live, purge: bool) -> Step {
         Some(s) => format!("{l} ({s})"),
         None => l.to_string(),
     });
-    Step { id: id.clone(), action: Action::Delete, depends_on: vec![], changes: vec![], data_loss: loss, ops: vec![live.delete_op(id, purge)] }
+    Step {
+        id: id.clone(),
+        action: Action::Delete,
+        depends_on: vec![],
+        changes: vec![],
+        data_loss: loss,
+        ops: vec![live.delete_op(id, purge)],
+    }
 }
 
 /// Orders steps and fills `depends_on`: creations and updates after what they refer to;
 /// deletions before what refers... after everything of a higher rank is deleted.
 fn order(steps: &mut [Step], desired: &[Desired]) {
     let requires: BTreeMap<ResourceId, Vec<ResourceId>> = desired.iter().map(|d| (d.id(), d.requires())).collect();
-    let building: BTreeSet<ResourceId> = steps.iter().filter(|s| s.action != Action::Delete).map(|s| s.id.clone()).collect();
+    let building: BTreeSet<ResourceId> =
+        steps.iter().filter(|s| s.action != Action::Delete).map(|s| s.id.clone()).collect();
     let deleting: Vec<(Kind, ResourceId)> = steps
         .iter()
         .filter(|s| matches!(s.action, Action::Delete | Action::Replace))
@@ -147,9 +163,16 @@ fn order(steps: &mut [Step], desired: &[Desired]) {
         .collect();
     for s in steps.iter_mut() {
         s.depends_on = if s.action == Action::Delete {
-            deleting.iter().filter(|(k, id)| k.rank() > s.id.kind.rank() && id != &s.id).map(|(_, id)| id.clone()).collect()
+            deleting
+                .iter()
+                .filter(|(k, id)| k.rank() > s.id.kind.rank() && id != &s.id)
+                .map(|(_, id)| id.clone())
+                .collect()
         } else {
-            requires.get(&s.id).map(|r| r.iter().filter(|id| building.contains(*id)).cloned().collect()).unwrap_or_default()
+            requires
+                .get(&s.id)
+                .map(|r| r.iter().filter(|id| building.contains(*id)).cloned().collect())
+                .unwrap_or_default()
         };
     }
     steps.sort_by(|a, b| {

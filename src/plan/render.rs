@@ -62,7 +62,8 @@ pub fn text(plan: &Plan) -> String {
             Action::Update => "update in place".to_string(),
             Action::Adopt => "adopt (tag as this stack's) and update".to_string(),
             Action::Replace => {
-                let forced: Vec<&str> = s.changes.iter().filter(|c| c.forces_replace).map(|c| c.attr.as_str()).collect();
+                let forced: Vec<&str> =
+                    s.changes.iter().filter(|c| c.forces_replace).map(|c| c.attr.as_str()).collect();
                 format!("replace, forced by {}", forced.join(", "))
             }
             Action::Delete => "delete".to_string(),
@@ -99,7 +100,11 @@ pub fn text(plan: &Plan) -> String {
         let _ = write!(o, "No changes.");
     } else {
         let c = plan.counts();
-        let _ = write!(o, "Plan: {} to add, {} to change, {} to replace, {} to destroy.", c.add, c.change, c.replace, c.destroy);
+        let _ = write!(
+            o,
+            "Plan: {} to add, {} to change, {} to replace, {} to destroy.",
+            c.add, c.change, c.replace, c.destroy
+        );
     }
     o
 }

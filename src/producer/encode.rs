@@ -90,12 +90,37 @@ mod tests {
     fn maps_columns_by_header_name() {
         let s = crime_schema();
         // Columns in another order, with an extra one and padded header names.
-        let h = rec(&["extra", "longitude", "latitude", "ucr_ncic_code", "crimedescr", "grid", "beat", "district", "address", " cdatetime "]);
+        let h = rec(&[
+            "extra",
+            "longitude",
+            "latitude",
+            "ucr_ncic_code",
+            "crimedescr",
+            "grid",
+            "beat",
+            "district",
+            "address",
+            " cdatetime ",
+        ]);
         let e = RowEncoder::new(&s, &h, None).unwrap();
         let mut out = Vec::new();
-        let r = rec(&["x", "-121.39", "38.55", "2404", "TAKE | VEH", "1115", "3C        ", "3", "3108 OCCIDENTAL DR", "1/1/06 0:00"]);
+        let r = rec(&[
+            "x",
+            "-121.39",
+            "38.55",
+            "2404",
+            "TAKE | VEH",
+            "1115",
+            "3C        ",
+            "3",
+            "3108 OCCIDENTAL DR",
+            "1/1/06 0:00",
+        ]);
         e.encode(1, &r, &mut out).unwrap();
-        assert_eq!(String::from_utf8(out).unwrap(), "1/1/06 0:00|3108 OCCIDENTAL DR|3|3C        |1115|\"TAKE | VEH\"|2404|38.55|-121.39");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "1/1/06 0:00|3108 OCCIDENTAL DR|3|3C        |1115|\"TAKE | VEH\"|2404|38.55|-121.39"
+        );
     }
 
     #[test]
@@ -104,7 +129,17 @@ mod tests {
         let h = rec(&["cdatetime", "address"]);
         let err = RowEncoder::new(&s, &h, None).unwrap_err();
         assert!(err.to_string().contains("no column `district`"), "{err}");
-        let h = rec(&["cdatetime", "address", "district", "beat", "grid", "crimedescr", "ucr_ncic_code", "latitude", "longitude"]);
+        let h = rec(&[
+            "cdatetime",
+            "address",
+            "district",
+            "beat",
+            "grid",
+            "crimedescr",
+            "ucr_ncic_code",
+            "latitude",
+            "longitude",
+        ]);
         let e = RowEncoder::new(&s, &h, Some("beat")).unwrap();
         let mut out = Vec::new();
         let err = e.encode(7, &rec(&["a", "b"]), &mut out).unwrap_err();
@@ -115,7 +150,17 @@ mod tests {
     #[test]
     fn oversize_rows_are_errors() {
         let s = crime_schema();
-        let h = rec(&["cdatetime", "address", "district", "beat", "grid", "crimedescr", "ucr_ncic_code", "latitude", "longitude"]);
+        let h = rec(&[
+            "cdatetime",
+            "address",
+            "district",
+            "beat",
+            "grid",
+            "crimedescr",
+            "ucr_ncic_code",
+            "latitude",
+            "longitude",
+        ]);
         let e = RowEncoder::new(&s, &h, None).unwrap();
         let big = "x".repeat(MAX_RECORD_BYTES);
         let mut out = Vec::new();

@@ -123,7 +123,7 @@ pub enum ProduceError {
     Shards {
         stream: String,
         #[source]
-        source: AwsError,
+        source: Box<AwsError>,
     },
     #[error("stream {0} has no open shards")]
     NoShards(String),
@@ -353,12 +353,8 @@ pub async fn produce(
     let mut reader = csv::ReaderBuilder::new().flexible(true).from_path(&args.csv).map_err(csv_err)?;
     let headers = reader.byte_headers().map_err(csv_err)?.clone();
     let encoder = RowEncoder::new(schema, &headers, args.partition_key.as_deref())?;
-    let mut progress = Progress {
-        enabled: !args.quiet && std::io::stderr().is_terminal(),
-        total,
-        last: Instant::now(),
-        start,
-    };
+    let mut progress =
+        Progress { enabled: !args.quiet && std::io::stderr().is_terminal(), total, last: Instant::now(), start };
     let mut report = Report::default();
     let mut rejected: Vec<(csv::ByteRecord, RowError)> = Vec::new();
 
@@ -383,7 +379,7 @@ pub async fn produce(
 
     let shards = open_shards(&client, stream)
         .await
-        .map_err(|source| ProduceError::Shards { stream: stream.to_string(), source })?;
+        .map_err(|source| ProduceError::Shards { stream: stream.to_string(), source: Box::new(source) })?;
     if shards.is_empty() {
         return Err(ProduceError::NoShards(stream.to_string()));
     }
@@ -501,11 +497,8 @@ fn finish_failures(
     let io = |source| ProduceError::FailedOut { path: path.display().to_string(), source };
     let mut w = csv::WriterBuilder::new().flexible(true).from_path(&path).map_err(|e| io(e.into()))?;
     w.write_byte_record(headers).map_err(|e| io(e.into()))?;
-    let mut rows: Vec<(u64, &csv::ByteRecord)> = rejected
-        .iter()
-        .map(|(r, e)| (row_of(e), r))
-        .chain(undelivered.iter().map(|r| (r.row, &r.raw)))
-        .collect();
+    let mut rows: Vec<(u64, &csv::ByteRecord)> =
+        rejected.iter().map(|(r, e)| (row_of(e), r)).chain(undelivered.iter().map(|r| (r.row, &r.raw))).collect();
     rows.sort_by_key(|(n, _)| *n);
     for (_, r) in rows {
         w.write_byte_record(r).map_err(|e| io(e.into()))?;

@@ -10,8 +10,8 @@ use aws_sdk_s3::types::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{cmp, tag_change, Change, Tags, TagUpdate};
-use crate::aws::errors::from_sdk;
+use super::{cmp, tag_change, Change, TagUpdate, Tags};
+use crate::aws::errors::{from_sdk, gone_ok};
 use crate::aws::wait::Ctx;
 use crate::aws::{Aws, AwsError, ErrorClass};
 
@@ -71,7 +71,11 @@ pub async fn read(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError> {
         Err(e) => {
             let e = from_sdk("s3:GetBucketEncryption", name, e);
             // No default encryption configured: an error, not an empty answer.
-            if e.code == "ServerSideEncryptionConfigurationNotFoundError" { None } else { return Err(e) }
+            if e.code == "ServerSideEncryptionConfigurationNotFoundError" {
+                None
+            } else {
+                return Err(e);
+            }
         }
     };
     let public_access_block = match aws.s3.get_public_access_block().bucket(name).send().await {
@@ -85,7 +89,11 @@ pub async fn read(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError> {
         }),
         Err(e) => {
             let e = from_sdk("s3:GetPublicAccessBlock", name, e);
-            if e.code == "NoSuchPublicAccessBlockConfiguration" { None } else { return Err(e) }
+            if e.code == "NoSuchPublicAccessBlockConfiguration" {
+                None
+            } else {
+                return Err(e);
+            }
         }
     };
     let listing = aws
@@ -112,7 +120,11 @@ async fn read_tags(aws: &Aws, name: &str) -> Result<Tags, AwsError> {
         Err(e) => {
             let e = from_sdk("s3:GetBucketTagging", name, e);
             // An untagged bucket answers NoSuchTagSet rather than an empty set.
-            if e.code == "NoSuchTagSet" { Ok(Tags::new()) } else { Err(e) }
+            if e.code == "NoSuchTagSet" {
+                Ok(Tags::new())
+            } else {
+                Err(e)
+            }
         }
     }
 }
@@ -128,7 +140,11 @@ pub async fn discover(aws: &Aws, stack: &str) -> Result<Vec<String>, AwsError> {
             // ListBuckets lists every region's buckets; one in another region answers with a
             // redirect, and one we may not read with AccessDenied. Neither can be this stack's
             // (its bucket is read by name in its own region).
-            Err(e) if matches!(e.code.as_str(), "PermanentRedirect" | "AuthorizationHeaderMalformed" | "AccessDenied" | "NoSuchBucket") => {}
+            Err(e)
+                if matches!(
+                    e.code.as_str(),
+                    "PermanentRedirect" | "AuthorizationHeaderMalformed" | "AccessDenied" | "NoSuchBucket"
+                ) => {}
             Err(e) => return Err(e),
         }
     }
@@ -153,7 +169,13 @@ pub fn update_op(want: &Desired, have: &Live) -> Op {
     })
 }
 
-async fn put_settings(ctx: &Ctx<'_>, name: &str, encryption: bool, block: bool, tags: Option<&Tags>) -> Result<(), AwsError> {
+async fn put_settings(
+    ctx: &Ctx<'_>,
+    name: &str,
+    encryption: bool,
+    block: bool,
+    tags: Option<&Tags>,
+) -> Result<(), AwsError> {
     let s3 = &ctx.aws.s3;
     if block {
         let cfg = PublicAccessBlockConfiguration::builder()
@@ -163,7 +185,11 @@ async fn put_settings(ctx: &Ctx<'_>, name: &str, encryption: bool, block: bool, 
             .restrict_public_buckets(true)
             .build();
         ctx.retry("s3:PutPublicAccessBlock", || async {
-            s3.put_public_access_block().bucket(name).public_access_block_configuration(cfg.clone()).send().await
+            s3.put_public_access_block()
+                .bucket(name)
+                .public_access_block_configuration(cfg.clone())
+                .send()
+                .await
                 .map_err(|e| from_sdk("s3:PutPublicAccessBlock", name, e))
         })
         .await?;
@@ -178,16 +204,25 @@ async fn put_settings(ctx: &Ctx<'_>, name: &str, encryption: bool, block: bool, 
             .build()
             .expect("rules set");
         ctx.retry("s3:PutBucketEncryption", || async {
-            s3.put_bucket_encryption().bucket(name).server_side_encryption_configuration(cfg.clone()).send().await
+            s3.put_bucket_encryption()
+                .bucket(name)
+                .server_side_encryption_configuration(cfg.clone())
+                .send()
+                .await
                 .map_err(|e| from_sdk("s3:PutBucketEncryption", name, e))
         })
         .await?;
     }
     if let Some(tags) = tags {
-        let set: Vec<Tag> = tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build().expect("key and value set")).collect();
+        let set: Vec<Tag> =
+            tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build().expect("key and value set")).collect();
         let tagging = Tagging::builder().set_tag_set(Some(set)).build().expect("tag set");
         ctx.retry("s3:PutBucketTagging", || async {
-            s3.put_bucket_tagging().bucket(name).tagging(tagging.clone()).send().await
+            s3.put_bucket_tagging()
+                .bucket(name)
+                .tagging(tagging.clone())
+                .send()
+                .await
                 .map_err(|e| from_sdk("s3:PutBucketTagging", name, e))
         })
         .await?;
@@ -196,7 +231,14 @@ async fn put_settings(ctx: &Ctx<'_>, name: &str, encryption: bool, block: bool, 
 }
 
 async fn count_objects(ctx: &Ctx<'_>, name: &str) -> Result<(Vec<String>, bool), AwsError> {
-    let out = ctx.aws.s3.list_objects_v2().bucket(name).max_keys(1000).send().await
+    let out = ctx
+        .aws
+        .s3
+        .list_objects_v2()
+        .bucket(name)
+        .max_keys(1000)
+        .send()
+        .await
         .map_err(|e| from_sdk("s3:ListObjectsV2", name, e))?;
     let keys = out.contents().iter().filter_map(|o| o.key().map(str::to_string)).collect();
     Ok((keys, out.is_truncated().unwrap_or(false)))
@@ -214,7 +256,11 @@ pub async fn execute(ctx: &Ctx<'_>, op: &Op) -> Result<(), AwsError> {
                     .build()
             });
             ctx.retry("s3:CreateBucket", || async {
-                s3.create_bucket().bucket(name).set_create_bucket_configuration(cfg.clone()).send().await
+                s3.create_bucket()
+                    .bucket(name)
+                    .set_create_bucket_configuration(cfg.clone())
+                    .send()
+                    .await
                     .map_err(|e| from_sdk("s3:CreateBucket", name, e))
             })
             .await?;
@@ -223,7 +269,11 @@ pub async fn execute(ctx: &Ctx<'_>, op: &Op) -> Result<(), AwsError> {
                     Ok(_) => Ok(None),
                     Err(e) => {
                         let e = from_sdk("s3:HeadBucket", name, e);
-                        if e.is(ErrorClass::NotFound) { Ok(Some("not visible yet".into())) } else { Err(e) }
+                        if e.is(ErrorClass::NotFound) {
+                            Ok(Some("not visible yet".into()))
+                        } else {
+                            Err(e)
+                        }
                     }
                 }
             })
@@ -250,22 +300,25 @@ pub async fn execute(ctx: &Ctx<'_>, op: &Op) -> Result<(), AwsError> {
                         ),
                     ));
                 }
-                let ids: Vec<ObjectIdentifier> = keys.iter().map(|k| ObjectIdentifier::builder().key(k).build().expect("key set")).collect();
+                let ids: Vec<ObjectIdentifier> =
+                    keys.iter().map(|k| ObjectIdentifier::builder().key(k).build().expect("key set")).collect();
                 let del = Delete::builder().set_objects(Some(ids)).quiet(true).build().expect("objects set");
                 ctx.retry("s3:DeleteObjects", || async {
-                    s3.delete_objects().bucket(name).delete(del.clone()).send().await
+                    s3.delete_objects()
+                        .bucket(name)
+                        .delete(del.clone())
+                        .send()
+                        .await
                         .map_err(|e| from_sdk("s3:DeleteObjects", name, e))
                 })
                 .await?;
             }
-            match ctx.retry("s3:DeleteBucket", || async {
-                s3.delete_bucket().bucket(name).send().await.map_err(|e| from_sdk("s3:DeleteBucket", name, e))
-            })
-            .await
-            {
-                Err(e) if !e.is(ErrorClass::NotFound) => Err(e),
-                _ => Ok(()),
-            }
+            gone_ok(
+                ctx.retry("s3:DeleteBucket", || async {
+                    s3.delete_bucket().bucket(name).send().await.map_err(|e| from_sdk("s3:DeleteBucket", name, e))
+                })
+                .await,
+            )
         }
     }
 }
@@ -275,7 +328,11 @@ mod tests {
     use super::*;
 
     fn want() -> Desired {
-        Desired { name: "b".into(), region: "eu-west-1".into(), tags: [("pipectl:stack".to_string(), "s".to_string())].into() }
+        Desired {
+            name: "b".into(),
+            region: "eu-west-1".into(),
+            tags: [("pipectl:stack".to_string(), "s".to_string())].into(),
+        }
     }
     fn live() -> Live {
         Live {

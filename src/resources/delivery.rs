@@ -18,8 +18,8 @@ use aws_sdk_firehose::types::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{cmp, tag_change, Change, Tags, TagUpdate};
-use crate::aws::errors::from_sdk;
+use super::{cmp, tag_change, Change, TagUpdate, Tags};
+use crate::aws::errors::{from_sdk, gone_ok};
 use crate::aws::wait::Ctx;
 use crate::aws::{Aws, AwsError, ErrorClass};
 use crate::spec::EngineFamily;
@@ -126,7 +126,9 @@ macro_rules! read_dest {
             $live.processing_enabled = p.enabled().unwrap_or(false);
             for proc in p.processors().iter().filter(|p| p.r#type() == &ProcessorType::Lambda) {
                 for param in proc.parameters() {
-                    $live.processor.insert(param.parameter_name().as_str().to_string(), param.parameter_value().to_string());
+                    $live
+                        .processor
+                        .insert(param.parameter_name().as_str().to_string(), param.parameter_value().to_string());
                 }
             }
         }
@@ -181,8 +183,13 @@ async fn read_tags(aws: &Aws, name: &str) -> Result<Tags, AwsError> {
     let mut tags = Tags::new();
     let mut start: Option<String> = None;
     loop {
-        let out = aws.firehose.list_tags_for_delivery_stream().delivery_stream_name(name)
-            .set_exclusive_start_tag_key(start.clone()).send().await
+        let out = aws
+            .firehose
+            .list_tags_for_delivery_stream()
+            .delivery_stream_name(name)
+            .set_exclusive_start_tag_key(start.clone())
+            .send()
+            .await
             .map_err(|e| from_sdk("firehose:ListTagsForDeliveryStream", name, e))?;
         for t in out.tags() {
             tags.insert(t.key().to_string(), t.value().unwrap_or_default().to_string());
@@ -199,7 +206,12 @@ pub async fn discover(aws: &Aws, stack: &str) -> Result<Vec<String>, AwsError> {
     let mut names = Vec::new();
     let mut start: Option<String> = None;
     loop {
-        let out = aws.firehose.list_delivery_streams().set_exclusive_start_delivery_stream_name(start.clone()).send().await
+        let out = aws
+            .firehose
+            .list_delivery_streams()
+            .set_exclusive_start_delivery_stream_name(start.clone())
+            .send()
+            .await
             .map_err(|e| from_sdk("firehose:ListDeliveryStreams", "*", e))?;
         let page = out.delivery_stream_names().to_vec();
         let more = out.has_more_delivery_streams() && !page.is_empty();
@@ -278,7 +290,9 @@ fn processing(d: &Desired) -> ProcessingConfiguration {
         .collect();
     ProcessingConfiguration::builder()
         .enabled(true)
-        .processors(Processor::builder().r#type(ProcessorType::Lambda).set_parameters(Some(params)).build().expect("type set"))
+        .processors(
+            Processor::builder().r#type(ProcessorType::Lambda).set_parameters(Some(params)).build().expect("type set"),
+        )
         .build()
 }
 
@@ -287,7 +301,9 @@ fn s3_config(d: &Desired) -> S3DestinationConfiguration {
         .role_arn(&d.role_arn)
         .bucket_arn(&d.bucket_arn)
         .prefix(&d.failed_prefix)
-        .buffering_hints(BufferingHints::builder().size_in_mbs(BACKUP_BUFFER.0).interval_in_seconds(BACKUP_BUFFER.1).build())
+        .buffering_hints(
+            BufferingHints::builder().size_in_mbs(BACKUP_BUFFER.0).interval_in_seconds(BACKUP_BUFFER.1).build(),
+        )
         .compression_format(CompressionFormat::Uncompressed)
         .build()
         .expect("role and bucket set")
@@ -298,7 +314,9 @@ fn s3_update(d: &Desired) -> S3DestinationUpdate {
         .role_arn(&d.role_arn)
         .bucket_arn(&d.bucket_arn)
         .prefix(&d.failed_prefix)
-        .buffering_hints(BufferingHints::builder().size_in_mbs(BACKUP_BUFFER.0).interval_in_seconds(BACKUP_BUFFER.1).build())
+        .buffering_hints(
+            BufferingHints::builder().size_in_mbs(BACKUP_BUFFER.0).interval_in_seconds(BACKUP_BUFFER.1).build(),
+        )
         .compression_format(CompressionFormat::Uncompressed)
         .build()
 }
@@ -312,7 +330,9 @@ macro_rules! destination {
             .domain_arn(&$d.domain_arn)
             .index_name(&$d.index)
             .index_rotation_period($rotation)
-            .buffering_hints($buffering::builder().size_in_mbs($d.buffer_mb as i32).interval_in_seconds($d.buffer_s as i32).build())
+            .buffering_hints(
+                $buffering::builder().size_in_mbs($d.buffer_mb as i32).interval_in_seconds($d.buffer_s as i32).build(),
+            )
             .retry_options($retry::builder().duration_in_seconds($d.retry_s as i32).build())
             .processing_configuration(processing($d))
     };
@@ -357,7 +377,11 @@ async fn read_status(aws: &Aws, name: &str) -> Result<Option<String>, AwsError> 
         Ok(o) => Ok(o.delivery_stream_description().map(|d| d.delivery_stream_status().as_str().to_string())),
         Err(e) => {
             let e = from_sdk("firehose:DescribeDeliveryStream", name, e);
-            if e.is(ErrorClass::NotFound) { Ok(None) } else { Err(e) }
+            if e.is(ErrorClass::NotFound) {
+                Ok(None)
+            } else {
+                Err(e)
+            }
         }
     }
 }
@@ -382,8 +406,12 @@ pub async fn execute(ctx: &Ctx<'_>, op: &Op) -> Result<(), AwsError> {
                     .kinesis_stream_source_configuration(source.clone())
                     .set_tags(Some(fh_tags(&d.tags)));
                 let req = match d.family {
-                    EngineFamily::OpenSearch => req.amazonopensearchservice_destination_configuration(opensearch_destination(d)),
-                    EngineFamily::Elasticsearch => req.elasticsearch_destination_configuration(elasticsearch_destination(d)),
+                    EngineFamily::OpenSearch => {
+                        req.amazonopensearchservice_destination_configuration(opensearch_destination(d))
+                    }
+                    EngineFamily::Elasticsearch => {
+                        req.elasticsearch_destination_configuration(elasticsearch_destination(d))
+                    }
                 };
                 req.send().await.map_err(|e| from_sdk("firehose:CreateDeliveryStream", name, e))
             })
@@ -391,7 +419,9 @@ pub async fn execute(ctx: &Ctx<'_>, op: &Op) -> Result<(), AwsError> {
             ctx.wait_until("delivery stream ACTIVE", TIMEOUT, || async {
                 match read_status(ctx.aws, name).await? {
                     Some(s) if s == "ACTIVE" => Ok(None),
-                    Some(s) if s.ends_with("FAILED") => Err(AwsError::local("firehose:wait", name, &s, "creation failed")),
+                    Some(s) if s.ends_with("FAILED") => {
+                        Err(AwsError::local("firehose:wait", name, &s, "creation failed"))
+                    }
                     Some(s) => Ok(Some(s)),
                     None => Ok(Some("not visible yet".into())),
                 }
@@ -402,14 +432,22 @@ pub async fn execute(ctx: &Ctx<'_>, op: &Op) -> Result<(), AwsError> {
             let name = u.name.as_str();
             if !u.tags.set.is_empty() {
                 ctx.retry("firehose:TagDeliveryStream", || async {
-                    fh.tag_delivery_stream().delivery_stream_name(name).set_tags(Some(fh_tags(&u.tags.set))).send().await
+                    fh.tag_delivery_stream()
+                        .delivery_stream_name(name)
+                        .set_tags(Some(fh_tags(&u.tags.set)))
+                        .send()
+                        .await
                         .map_err(|e| from_sdk("firehose:TagDeliveryStream", name, e))
                 })
                 .await?;
             }
             if !u.tags.remove.is_empty() {
                 ctx.retry("firehose:UntagDeliveryStream", || async {
-                    fh.untag_delivery_stream().delivery_stream_name(name).set_tag_keys(Some(u.tags.remove.clone())).send().await
+                    fh.untag_delivery_stream()
+                        .delivery_stream_name(name)
+                        .set_tag_keys(Some(u.tags.remove.clone()))
+                        .send()
+                        .await
                         .map_err(|e| from_sdk("firehose:UntagDeliveryStream", name, e))
                 })
                 .await?;
@@ -455,15 +493,16 @@ pub async fn execute(ctx: &Ctx<'_>, op: &Op) -> Result<(), AwsError> {
         }
         Op::Delete { name } => {
             let name = name.as_str();
-            match ctx.retry("firehose:DeleteDeliveryStream", || async {
-                fh.delete_delivery_stream().delivery_stream_name(name).send().await
-                    .map_err(|e| from_sdk("firehose:DeleteDeliveryStream", name, e))
-            })
-            .await
-            {
-                Err(e) if !e.is(ErrorClass::NotFound) => return Err(e),
-                _ => {}
-            }
+            gone_ok(
+                ctx.retry("firehose:DeleteDeliveryStream", || async {
+                    fh.delete_delivery_stream()
+                        .delivery_stream_name(name)
+                        .send()
+                        .await
+                        .map_err(|e| from_sdk("firehose:DeleteDeliveryStream", name, e))
+                })
+                .await,
+            )?;
             ctx.wait_until("delivery stream deleted", TIMEOUT, || async { read_status(ctx.aws, name).await }).await
         }
     }

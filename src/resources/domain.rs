@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::normalize::{canonical, policy};
-use super::{cmp, tag_change, Change, Tags, TagUpdate};
-use crate::aws::errors::from_sdk;
+use super::{cmp, tag_change, Change, TagUpdate, Tags};
+use crate::aws::errors::{from_sdk, gone_ok};
 use crate::aws::wait::Ctx;
 use crate::aws::{Aws, AwsError, ErrorClass};
 
@@ -89,15 +89,18 @@ pub async fn read(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError> {
     let Some(d) = out.domain_status() else { return Ok(None) };
     let cluster = d.cluster_config();
     let ebs = d.ebs_options();
-    let tags = aws.opensearch.list_tags().arn(d.arn()).send().await
-        .map_err(|e| from_sdk("opensearch:ListTags", name, e))?;
+    let tags =
+        aws.opensearch.list_tags().arn(d.arn()).send().await.map_err(|e| from_sdk("opensearch:ListTags", name, e))?;
     Ok(Some(Live {
         name: name.to_string(),
         arn: d.arn().to_string(),
         engine: d.engine_version().unwrap_or_default().to_string(),
         instance_type: cluster.and_then(|c| c.instance_type()).map(|t| t.as_str().to_string()).unwrap_or_default(),
         instance_count: cluster.and_then(|c| c.instance_count()).unwrap_or(0).max(0) as u32,
-        volume_gb: ebs.filter(|e| e.ebs_enabled().unwrap_or(false)).and_then(|e| e.volume_size()).map(|v| v.max(0) as u32),
+        volume_gb: ebs
+            .filter(|e| e.ebs_enabled().unwrap_or(false))
+            .and_then(|e| e.volume_size())
+            .map(|v| v.max(0) as u32),
         encrypt_at_rest: d.encryption_at_rest_options().and_then(|e| e.enabled()).unwrap_or(false),
         node_to_node: d.node_to_node_encryption_options().and_then(|e| e.enabled()).unwrap_or(false),
         enforce_https: d.domain_endpoint_options().and_then(|e| e.enforce_https()).unwrap_or(false),
@@ -109,8 +112,8 @@ pub async fn read(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError> {
 }
 
 pub async fn discover(aws: &Aws, stack: &str) -> Result<Vec<String>, AwsError> {
-    let out = aws.opensearch.list_domain_names().send().await
-        .map_err(|e| from_sdk("opensearch:ListDomainNames", "*", e))?;
+    let out =
+        aws.opensearch.list_domain_names().send().await.map_err(|e| from_sdk("opensearch:ListDomainNames", "*", e))?;
     let mut owned = Vec::new();
     for info in out.domain_names() {
         let Some(name) = info.domain_name() else { continue };
@@ -188,7 +191,10 @@ fn ebs(engine: &str, volume_gb: u32) -> EbsOptions {
 }
 
 fn endpoint_options(https: bool) -> DomainEndpointOptions {
-    DomainEndpointOptions::builder().enforce_https(https).tls_security_policy(TlsSecurityPolicy::PolicyMinTls12201907).build()
+    DomainEndpointOptions::builder()
+        .enforce_https(https)
+        .tls_security_policy(TlsSecurityPolicy::PolicyMinTls12201907)
+        .build()
 }
 
 fn os_tags(tags: &Tags) -> Vec<Tag> {
@@ -223,7 +229,9 @@ pub async fn execute(ctx: &Ctx<'_>, op: &Op) -> Result<(), AwsError> {
                     .cluster_config(cluster(&d.instance_type, d.instance_count))
                     .ebs_options(ebs(&d.engine, d.volume_gb))
                     .encryption_at_rest_options(EncryptionAtRestOptions::builder().enabled(d.encrypt_at_rest).build())
-                    .node_to_node_encryption_options(NodeToNodeEncryptionOptions::builder().enabled(d.node_to_node).build())
+                    .node_to_node_encryption_options(
+                        NodeToNodeEncryptionOptions::builder().enabled(d.node_to_node).build(),
+                    )
                     .domain_endpoint_options(endpoint_options(d.enforce_https))
                     .access_policies(&policy)
                     .set_tag_list(Some(os_tags(&d.tags)))
@@ -238,20 +246,31 @@ pub async fn execute(ctx: &Ctx<'_>, op: &Op) -> Result<(), AwsError> {
             let name = u.name.as_str();
             if !u.tags.set.is_empty() {
                 ctx.retry("opensearch:AddTags", || async {
-                    os.add_tags().arn(&u.arn).set_tag_list(Some(os_tags(&u.tags.set))).send().await
+                    os.add_tags()
+                        .arn(&u.arn)
+                        .set_tag_list(Some(os_tags(&u.tags.set)))
+                        .send()
+                        .await
                         .map_err(|e| from_sdk("opensearch:AddTags", name, e))
                 })
                 .await?;
             }
             if !u.tags.remove.is_empty() {
                 ctx.retry("opensearch:RemoveTags", || async {
-                    os.remove_tags().arn(&u.arn).set_tag_keys(Some(u.tags.remove.clone())).send().await
+                    os.remove_tags()
+                        .arn(&u.arn)
+                        .set_tag_keys(Some(u.tags.remove.clone()))
+                        .send()
+                        .await
                         .map_err(|e| from_sdk("opensearch:RemoveTags", name, e))
                 })
                 .await?;
             }
-            let config_changes = u.cluster.is_some() || u.volume_gb.is_some() || u.access_policy.is_some()
-                || u.node_to_node.is_some() || u.enforce_https.is_some();
+            let config_changes = u.cluster.is_some()
+                || u.volume_gb.is_some()
+                || u.access_policy.is_some()
+                || u.node_to_node.is_some()
+                || u.enforce_https.is_some();
             if config_changes {
                 let policy = u.access_policy.as_ref().map(Value::to_string);
                 ctx.retry("opensearch:UpdateDomainConfig", || async {
@@ -260,7 +279,9 @@ pub async fn execute(ctx: &Ctx<'_>, op: &Op) -> Result<(), AwsError> {
                         .set_cluster_config(u.cluster.as_ref().map(|(t, c)| cluster(t, *c)))
                         .set_ebs_options(u.volume_gb.map(|v| ebs(&u.engine, v)))
                         .set_access_policies(policy.clone())
-                        .set_node_to_node_encryption_options(u.node_to_node.map(|on| NodeToNodeEncryptionOptions::builder().enabled(on).build()))
+                        .set_node_to_node_encryption_options(
+                            u.node_to_node.map(|on| NodeToNodeEncryptionOptions::builder().enabled(on).build()),
+                        )
                         .set_domain_endpoint_options(u.enforce_https.map(endpoint_options))
                         .send()
                         .await
@@ -273,14 +294,16 @@ pub async fn execute(ctx: &Ctx<'_>, op: &Op) -> Result<(), AwsError> {
         }
         Op::Delete { name } => {
             let name = name.as_str();
-            match ctx.retry("opensearch:DeleteDomain", || async {
-                os.delete_domain().domain_name(name).send().await.map_err(|e| from_sdk("opensearch:DeleteDomain", name, e))
-            })
-            .await
-            {
-                Err(e) if !e.is(ErrorClass::NotFound) => return Err(e),
-                _ => {}
-            }
+            gone_ok(
+                ctx.retry("opensearch:DeleteDomain", || async {
+                    os.delete_domain()
+                        .domain_name(name)
+                        .send()
+                        .await
+                        .map_err(|e| from_sdk("opensearch:DeleteDomain", name, e))
+                })
+                .await,
+            )?;
             ctx.wait_until("domain deleted", TIMEOUT, || async {
                 Ok(read(ctx.aws, name).await?.map(|_| "deleting".to_string()))
             })
@@ -328,7 +351,9 @@ mod tests {
             node_to_node: true,
             enforce_https: true,
             // As AWS stores it: a one-element list collapsed, keys reordered.
-            access_policy: policy(r#"{"Statement":[{"Condition":{"IpAddress":{"aws:SourceIp":"1.1.1.1/32"}},"Resource":"arn:aws:es:eu-west-1:1:domain/kinesis/*","Action":"es:*","Principal":{"AWS":"*"},"Effect":"Allow","Sid":"AllowedAddresses"}],"Version":"2012-10-17"}"#),
+            access_policy: policy(
+                r#"{"Statement":[{"Condition":{"IpAddress":{"aws:SourceIp":"1.1.1.1/32"}},"Resource":"arn:aws:es:eu-west-1:1:domain/kinesis/*","Action":"es:*","Principal":{"AWS":"*"},"Effect":"Allow","Sid":"AllowedAddresses"}],"Version":"2012-10-17"}"#,
+            ),
             processing: false,
             endpoint: Some("kinesis.eu-west-1.es.amazonaws.com".into()),
             tags: [("pipectl:stack".to_string(), "s".to_string())].into(),

@@ -9,8 +9,8 @@ use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{Architecture, Environment, FunctionCode, Runtime};
 use serde::{Deserialize, Serialize};
 
-use super::{cmp, tag_change, Change, Tags, TagUpdate};
-use crate::aws::errors::from_sdk;
+use super::{cmp, tag_change, Change, TagUpdate, Tags};
+use crate::aws::errors::{from_sdk, gone_ok};
 use crate::aws::wait::Ctx;
 use crate::aws::{Aws, AwsError, ErrorClass};
 
@@ -117,13 +117,19 @@ pub async fn discover(aws: &Aws, stack: &str) -> Result<Vec<String>, AwsError> {
     let mut owned = Vec::new();
     let mut marker: Option<String> = None;
     loop {
-        let out = aws.lambda.list_functions().set_marker(marker.clone()).send().await
+        let out = aws
+            .lambda
+            .list_functions()
+            .set_marker(marker.clone())
+            .send()
+            .await
             .map_err(|e| from_sdk("lambda:ListFunctions", "*", e))?;
         for f in out.functions() {
             let (Some(name), Some(arn)) = (f.function_name(), f.function_arn()) else { continue };
-            let tags = aws.lambda.list_tags().resource(arn).send().await
-                .map_err(|e| from_sdk("lambda:ListTags", name, e))?;
-            let tags: Tags = tags.tags().map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default();
+            let tags =
+                aws.lambda.list_tags().resource(arn).send().await.map_err(|e| from_sdk("lambda:ListTags", name, e))?;
+            let tags: Tags =
+                tags.tags().map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default();
             if super::owned_by(&tags, stack) {
                 owned.push(name.to_string());
             }
@@ -199,13 +205,21 @@ fn load_zip(name: &str, path: &str, sha: &str) -> Result<Vec<u8>, AwsError> {
 }
 
 fn environment(env: &BTreeMap<String, String>) -> Environment {
-    Environment::builder().set_variables(Some(env.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<HashMap<_, _>>())).build()
+    Environment::builder()
+        .set_variables(Some(env.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<HashMap<_, _>>()))
+        .build()
 }
 
 /// Waits until the function is Active and its last update finished.
 async fn wait_ready(ctx: &Ctx<'_>, name: &str) -> Result<(), AwsError> {
     ctx.wait_until("function ready", TIMEOUT, || async {
-        let c = ctx.aws.lambda.get_function_configuration().function_name(name).send().await
+        let c = ctx
+            .aws
+            .lambda
+            .get_function_configuration()
+            .function_name(name)
+            .send()
+            .await
             .map_err(|e| from_sdk("lambda:GetFunctionConfiguration", name, e))?;
         let state = c.state().map(|s| s.as_str()).unwrap_or("Active");
         let update = c.last_update_status().map(|s| s.as_str()).unwrap_or("Successful");
@@ -257,14 +271,22 @@ pub async fn execute(ctx: &Ctx<'_>, op: &Op) -> Result<(), AwsError> {
             if !u.tags.set.is_empty() {
                 let tags: HashMap<String, String> = u.tags.set.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
                 ctx.retry("lambda:TagResource", || async {
-                    l.tag_resource().resource(&u.arn).set_tags(Some(tags.clone())).send().await
+                    l.tag_resource()
+                        .resource(&u.arn)
+                        .set_tags(Some(tags.clone()))
+                        .send()
+                        .await
                         .map_err(|e| from_sdk("lambda:TagResource", name, e))
                 })
                 .await?;
             }
             if !u.tags.remove.is_empty() {
                 ctx.retry("lambda:UntagResource", || async {
-                    l.untag_resource().resource(&u.arn).set_tag_keys(Some(u.tags.remove.clone())).send().await
+                    l.untag_resource()
+                        .resource(&u.arn)
+                        .set_tag_keys(Some(u.tags.remove.clone()))
+                        .send()
+                        .await
                         .map_err(|e| from_sdk("lambda:UntagResource", name, e))
                 })
                 .await?;
@@ -306,14 +328,16 @@ pub async fn execute(ctx: &Ctx<'_>, op: &Op) -> Result<(), AwsError> {
         }
         Op::Delete { name } => {
             let name = name.as_str();
-            match ctx.retry("lambda:DeleteFunction", || async {
-                l.delete_function().function_name(name).send().await.map_err(|e| from_sdk("lambda:DeleteFunction", name, e))
-            })
-            .await
-            {
-                Err(e) if !e.is(ErrorClass::NotFound) => Err(e),
-                _ => Ok(()),
-            }
+            gone_ok(
+                ctx.retry("lambda:DeleteFunction", || async {
+                    l.delete_function()
+                        .function_name(name)
+                        .send()
+                        .await
+                        .map_err(|e| from_sdk("lambda:DeleteFunction", name, e))
+                })
+                .await,
+            )
         }
     }
 }
@@ -367,9 +391,22 @@ mod tests {
             ("state is not compared", |_, l| l.last_update_status = "InProgress".into(), &[]),
             ("memory", |w, _| w.memory_mb = 256, &["memory_mb"]),
             ("timeout", |_, l| l.timeout_s = 3, &["timeout_s"]),
-            ("schema changed", |w, _| { w.env.insert("PIPECTL_SCHEMA".into(), "{\"x\":1}".into()); }, &["environment.PIPECTL_SCHEMA"]),
+            (
+                "schema changed",
+                |w, _| {
+                    w.env.insert("PIPECTL_SCHEMA".into(), "{\"x\":1}".into());
+                },
+                &["environment.PIPECTL_SCHEMA"],
+            ),
             // Lambda drops an empty Variables map: absent and empty compare equal.
-            ("empty env both ways", |w, l| { w.env.clear(); l.env.clear(); }, &[]),
+            (
+                "empty env both ways",
+                |w, l| {
+                    w.env.clear();
+                    l.env.clear();
+                },
+                &[],
+            ),
             ("new code", |w, _| w.code_sha256 = "def=".into(), &["code_sha256"]),
             ("role", |_, l| l.role_arn = "arn:other".into(), &["role"]),
         ];

@@ -33,8 +33,14 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 6] =
-        [Kind::IamRole, Kind::S3Bucket, Kind::KinesisStream, Kind::SearchDomain, Kind::LambdaFunction, Kind::DeliveryStream];
+    pub const ALL: [Kind; 6] = [
+        Kind::IamRole,
+        Kind::S3Bucket,
+        Kind::KinesisStream,
+        Kind::SearchDomain,
+        Kind::LambdaFunction,
+        Kind::DeliveryStream,
+    ];
 
     pub fn label(self) -> &'static str {
         match self {
@@ -141,7 +147,8 @@ impl TagUpdate {
 
 /// The tags change, if any: shown as the whole (comparable) set before and after.
 pub fn tag_change(out: &mut Vec<Change>, want: &Tags, have: &Tags) {
-    let visible: Tags = have.iter().filter(|(k, _)| !k.starts_with("aws:")).map(|(k, v)| (k.clone(), v.clone())).collect();
+    let visible: Tags =
+        have.iter().filter(|(k, _)| !k.starts_with("aws:")).map(|(k, v)| (k.clone(), v.clone())).collect();
     if &visible != want {
         out.push(Change::new("tags", visible, want));
     }
@@ -286,7 +293,11 @@ impl Live {
     pub fn delete_op(&self, id: &ResourceId, purge: bool) -> Op {
         let name = id.name.clone();
         match self {
-            Live::IamRole(l) => Op::IamRole(role::Op::Delete { name, inline: l.inline.keys().cloned().collect(), managed: l.managed.clone() }),
+            Live::IamRole(l) => Op::IamRole(role::Op::Delete {
+                name,
+                inline: l.inline.keys().cloned().collect(),
+                managed: l.managed.clone(),
+            }),
             Live::S3Bucket(_) => Op::S3Bucket(bucket::Op::Delete { name, purge }),
             Live::KinesisStream(_) => Op::KinesisStream(stream::Op::Delete { name }),
             Live::SearchDomain(_) => Op::SearchDomain(domain::Op::Delete { name }),

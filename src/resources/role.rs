@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::normalize::{canonical, policy};
-use super::{cmp, tag_change, Change, Tags, TagUpdate};
-use crate::aws::errors::from_sdk;
+use super::{cmp, tag_change, Change, TagUpdate, Tags};
+use crate::aws::errors::{from_sdk, gone_ok};
 use crate::aws::wait::Ctx;
 use crate::aws::{Aws, AwsError, ErrorClass};
 
@@ -48,7 +48,11 @@ pub enum Op {
     Create(Desired),
     Update(Update),
     /// Inline policies are deleted and managed ones detached first: IAM refuses otherwise.
-    Delete { name: String, inline: Vec<String>, managed: Vec<String> },
+    Delete {
+        name: String,
+        inline: Vec<String>,
+        managed: Vec<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -71,17 +75,34 @@ pub async fn read(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError> {
     };
     let Some(role) = out.role() else { return Ok(None) };
     let mut inline = BTreeMap::new();
-    let names = aws.iam.list_role_policies().role_name(name).send().await
+    let names = aws
+        .iam
+        .list_role_policies()
+        .role_name(name)
+        .send()
+        .await
         .map_err(|e| from_sdk("iam:ListRolePolicies", name, e))?;
     for p in names.policy_names() {
-        let doc = aws.iam.get_role_policy().role_name(name).policy_name(p).send().await
+        let doc = aws
+            .iam
+            .get_role_policy()
+            .role_name(name)
+            .policy_name(p)
+            .send()
+            .await
             .map_err(|e| from_sdk("iam:GetRolePolicy", name, e))?;
         // IAM returns the document URL-encoded.
         inline.insert(p.clone(), policy(doc.policy_document()));
     }
-    let attached = aws.iam.list_attached_role_policies().role_name(name).send().await
+    let attached = aws
+        .iam
+        .list_attached_role_policies()
+        .role_name(name)
+        .send()
+        .await
         .map_err(|e| from_sdk("iam:ListAttachedRolePolicies", name, e))?;
-    let mut managed: Vec<String> = attached.attached_policies().iter().filter_map(|p| p.policy_arn().map(str::to_string)).collect();
+    let mut managed: Vec<String> =
+        attached.attached_policies().iter().filter_map(|p| p.policy_arn().map(str::to_string)).collect();
     managed.sort();
     Ok(Some(Live {
         name: name.to_string(),
@@ -99,10 +120,21 @@ pub async fn discover(aws: &Aws, stack: &str) -> Result<Vec<String>, AwsError> {
     let mut owned = Vec::new();
     let mut marker: Option<String> = None;
     loop {
-        let out = aws.iam.list_roles().path_prefix(PATH).set_marker(marker.clone()).send().await
+        let out = aws
+            .iam
+            .list_roles()
+            .path_prefix(PATH)
+            .set_marker(marker.clone())
+            .send()
+            .await
             .map_err(|e| from_sdk("iam:ListRoles", PATH, e))?;
         for r in out.roles() {
-            let tags = aws.iam.list_role_tags().role_name(r.role_name()).send().await
+            let tags = aws
+                .iam
+                .list_role_tags()
+                .role_name(r.role_name())
+                .send()
+                .await
                 .map_err(|e| from_sdk("iam:ListRoleTags", r.role_name(), e))?;
             let tags: Tags = tags.tags().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect();
             if super::owned_by(&tags, stack) {
@@ -157,7 +189,14 @@ async fn put_inline(ctx: &Ctx<'_>, role: &str, policies: &BTreeMap<String, Value
     for (name, doc) in policies {
         let text = doc.to_string();
         ctx.retry("iam:PutRolePolicy", || async {
-            ctx.aws.iam.put_role_policy().role_name(role).policy_name(name).policy_document(&text).send().await
+            ctx.aws
+                .iam
+                .put_role_policy()
+                .role_name(role)
+                .policy_name(name)
+                .policy_document(&text)
+                .send()
+                .await
                 .map_err(|e| from_sdk("iam:PutRolePolicy", role, e))
         })
         .await?;
@@ -194,7 +233,11 @@ pub async fn execute(ctx: &Ctx<'_>, op: &Op) -> Result<(), AwsError> {
                     Ok(_) => Ok(None),
                     Err(e) => {
                         let e = from_sdk("iam:GetRole", name, e);
-                        if e.is(ErrorClass::NotFound) { Ok(Some("not visible yet".into())) } else { Err(e) }
+                        if e.is(ErrorClass::NotFound) {
+                            Ok(Some("not visible yet".into()))
+                        } else {
+                            Err(e)
+                        }
                     }
                 }
             })
@@ -204,14 +247,22 @@ pub async fn execute(ctx: &Ctx<'_>, op: &Op) -> Result<(), AwsError> {
             let name = u.name.as_str();
             if !u.tags.set.is_empty() {
                 ctx.retry("iam:TagRole", || async {
-                    iam.tag_role().role_name(name).set_tags(Some(iam_tags(&u.tags.set))).send().await
+                    iam.tag_role()
+                        .role_name(name)
+                        .set_tags(Some(iam_tags(&u.tags.set)))
+                        .send()
+                        .await
                         .map_err(|e| from_sdk("iam:TagRole", name, e))
                 })
                 .await?;
             }
             if !u.tags.remove.is_empty() {
                 ctx.retry("iam:UntagRole", || async {
-                    iam.untag_role().role_name(name).set_tag_keys(Some(u.tags.remove.clone())).send().await
+                    iam.untag_role()
+                        .role_name(name)
+                        .set_tag_keys(Some(u.tags.remove.clone()))
+                        .send()
+                        .await
                         .map_err(|e| from_sdk("iam:UntagRole", name, e))
                 })
                 .await?;
@@ -219,7 +270,11 @@ pub async fn execute(ctx: &Ctx<'_>, op: &Op) -> Result<(), AwsError> {
             if let Some(trust) = &u.trust {
                 let text = trust.to_string();
                 ctx.retry("iam:UpdateAssumeRolePolicy", || async {
-                    iam.update_assume_role_policy().role_name(name).policy_document(&text).send().await
+                    iam.update_assume_role_policy()
+                        .role_name(name)
+                        .policy_document(&text)
+                        .send()
+                        .await
                         .map_err(|e| from_sdk("iam:UpdateAssumeRolePolicy", name, e))
                 })
                 .await?;
@@ -227,14 +282,22 @@ pub async fn execute(ctx: &Ctx<'_>, op: &Op) -> Result<(), AwsError> {
             put_inline(ctx, name, &u.put_inline).await?;
             for p in &u.delete_inline {
                 ctx.retry("iam:DeleteRolePolicy", || async {
-                    iam.delete_role_policy().role_name(name).policy_name(p).send().await
+                    iam.delete_role_policy()
+                        .role_name(name)
+                        .policy_name(p)
+                        .send()
+                        .await
                         .map_err(|e| from_sdk("iam:DeleteRolePolicy", name, e))
                 })
                 .await?;
             }
             for arn in &u.detach {
                 ctx.retry("iam:DetachRolePolicy", || async {
-                    iam.detach_role_policy().role_name(name).policy_arn(arn).send().await
+                    iam.detach_role_policy()
+                        .role_name(name)
+                        .policy_arn(arn)
+                        .send()
+                        .await
                         .map_err(|e| from_sdk("iam:DetachRolePolicy", name, e))
                 })
                 .await?;
@@ -245,26 +308,32 @@ pub async fn execute(ctx: &Ctx<'_>, op: &Op) -> Result<(), AwsError> {
             let name = name.as_str();
             for arn in managed {
                 ctx.retry("iam:DetachRolePolicy", || async {
-                    iam.detach_role_policy().role_name(name).policy_arn(arn).send().await
+                    iam.detach_role_policy()
+                        .role_name(name)
+                        .policy_arn(arn)
+                        .send()
+                        .await
                         .map_err(|e| from_sdk("iam:DetachRolePolicy", name, e))
                 })
                 .await?;
             }
             for p in inline {
                 ctx.retry("iam:DeleteRolePolicy", || async {
-                    iam.delete_role_policy().role_name(name).policy_name(p).send().await
+                    iam.delete_role_policy()
+                        .role_name(name)
+                        .policy_name(p)
+                        .send()
+                        .await
                         .map_err(|e| from_sdk("iam:DeleteRolePolicy", name, e))
                 })
                 .await?;
             }
-            match ctx.retry("iam:DeleteRole", || async {
-                iam.delete_role().role_name(name).send().await.map_err(|e| from_sdk("iam:DeleteRole", name, e))
-            })
-            .await
-            {
-                Err(e) if !e.is(ErrorClass::NotFound) => Err(e),
-                _ => Ok(()),
-            }
+            gone_ok(
+                ctx.retry("iam:DeleteRole", || async {
+                    iam.delete_role().role_name(name).send().await.map_err(|e| from_sdk("iam:DeleteRole", name, e))
+                })
+                .await,
+            )
         }
     }
 }
@@ -307,10 +376,32 @@ mod tests {
             // Regression: URL-encoded, reordered, scalar-vs-list documents are not a change.
             ("nothing to do", |_| {}, &[]),
             ("trust edited", |l| l.trust = json!({"Statement": []}), &["assume_role_policy"]),
-            ("inline policy edited", |l| { l.inline.insert("logs".into(), json!({})); }, &["inline_policy.logs"]),
-            ("extra inline policy", |l| { l.inline.insert("admin".into(), json!({})); }, &["inline_policy.admin"]),
-            ("inline policy removed", |l| { l.inline.clear(); }, &["inline_policy.logs"]),
-            ("managed policy attached", |l| l.managed = vec!["arn:aws:iam::aws:policy/AdministratorAccess".into()], &["managed_policies"]),
+            (
+                "inline policy edited",
+                |l| {
+                    l.inline.insert("logs".into(), json!({}));
+                },
+                &["inline_policy.logs"],
+            ),
+            (
+                "extra inline policy",
+                |l| {
+                    l.inline.insert("admin".into(), json!({}));
+                },
+                &["inline_policy.admin"],
+            ),
+            (
+                "inline policy removed",
+                |l| {
+                    l.inline.clear();
+                },
+                &["inline_policy.logs"],
+            ),
+            (
+                "managed policy attached",
+                |l| l.managed = vec!["arn:aws:iam::aws:policy/AdministratorAccess".into()],
+                &["managed_policies"],
+            ),
             ("moved path", |l| l.path = "/".into(), &["path"]),
         ];
         for (name, f, attrs) in cases {
@@ -319,7 +410,14 @@ mod tests {
             let got: Vec<_> = diff(&want(), &l).into_iter().map(|c| c.attr).collect();
             assert_eq!(got, *attrs, "{name}");
         }
-        assert!(diff(&want(), &{ let mut l = live(); l.path = "/".into(); l })[0].forces_replace);
+        assert!(
+            diff(&want(), &{
+                let mut l = live();
+                l.path = "/".into();
+                l
+            })[0]
+                .forces_replace
+        );
     }
 
     #[test]

@@ -7,8 +7,8 @@ use std::time::Duration;
 use aws_sdk_kinesis::types::{EncryptionType, ScalingType, StreamMode, StreamModeDetails};
 use serde::{Deserialize, Serialize};
 
-use super::{cmp, tag_change, Change, Tags, TagUpdate};
-use crate::aws::errors::from_sdk;
+use super::{cmp, tag_change, Change, TagUpdate, Tags};
+use crate::aws::errors::{from_sdk, gone_ok};
 use crate::aws::wait::Ctx;
 use crate::aws::{Aws, AwsError, ErrorClass};
 
@@ -166,7 +166,8 @@ pub fn update_op(want: &Desired, have: &Live) -> Op {
         name: want.name.clone(),
         to_provisioned: have.on_demand,
         shard_steps: reshard_steps(have.shards, want.shards),
-        retention: (have.retention_hours != want.retention_hours).then_some((have.retention_hours, want.retention_hours)),
+        retention: (have.retention_hours != want.retention_hours)
+            .then_some((have.retention_hours, want.retention_hours)),
         encrypt: (have.encrypted != want.encrypt).then_some(want.encrypt),
         tags: TagUpdate::between(&want.tags, &have.tags),
     })
@@ -202,16 +203,25 @@ async fn apply_tags(ctx: &Ctx<'_>, name: &str, tags: &TagUpdate) -> Result<(), A
     // AddTagsToStream takes at most 10 tags per call.
     let set: Vec<(&String, &String)> = tags.set.iter().collect();
     for chunk in set.chunks(10) {
-        let map: std::collections::HashMap<String, String> = chunk.iter().map(|(k, v)| ((*k).clone(), (*v).clone())).collect();
+        let map: std::collections::HashMap<String, String> =
+            chunk.iter().map(|(k, v)| ((*k).clone(), (*v).clone())).collect();
         ctx.retry("kinesis:AddTagsToStream", || async {
-            k.add_tags_to_stream().stream_name(name).set_tags(Some(map.clone())).send().await
+            k.add_tags_to_stream()
+                .stream_name(name)
+                .set_tags(Some(map.clone()))
+                .send()
+                .await
                 .map_err(|e| from_sdk("kinesis:AddTagsToStream", name, e))
         })
         .await?;
     }
     for chunk in tags.remove.chunks(10) {
         ctx.retry("kinesis:RemoveTagsFromStream", || async {
-            k.remove_tags_from_stream().stream_name(name).set_tag_keys(Some(chunk.to_vec())).send().await
+            k.remove_tags_from_stream()
+                .stream_name(name)
+                .set_tag_keys(Some(chunk.to_vec()))
+                .send()
+                .await
                 .map_err(|e| from_sdk("kinesis:RemoveTagsFromStream", name, e))
         })
         .await?;
@@ -223,13 +233,23 @@ async fn set_encryption(ctx: &Ctx<'_>, name: &str, on: bool) -> Result<(), AwsEr
     let k = &ctx.aws.kinesis;
     if on {
         ctx.retry("kinesis:StartStreamEncryption", || async {
-            k.start_stream_encryption().stream_name(name).encryption_type(EncryptionType::Kms).key_id(KMS_KEY).send().await
+            k.start_stream_encryption()
+                .stream_name(name)
+                .encryption_type(EncryptionType::Kms)
+                .key_id(KMS_KEY)
+                .send()
+                .await
                 .map_err(|e| from_sdk("kinesis:StartStreamEncryption", name, e))
         })
         .await?;
     } else {
         ctx.retry("kinesis:StopStreamEncryption", || async {
-            k.stop_stream_encryption().stream_name(name).encryption_type(EncryptionType::Kms).key_id(KMS_KEY).send().await
+            k.stop_stream_encryption()
+                .stream_name(name)
+                .encryption_type(EncryptionType::Kms)
+                .key_id(KMS_KEY)
+                .send()
+                .await
                 .map_err(|e| from_sdk("kinesis:StopStreamEncryption", name, e))
         })
         .await?;
@@ -241,13 +261,21 @@ async fn set_retention(ctx: &Ctx<'_>, name: &str, from: u32, to: u32) -> Result<
     let k = &ctx.aws.kinesis;
     if to > from {
         ctx.retry("kinesis:IncreaseStreamRetentionPeriod", || async {
-            k.increase_stream_retention_period().stream_name(name).retention_period_hours(to as i32).send().await
+            k.increase_stream_retention_period()
+                .stream_name(name)
+                .retention_period_hours(to as i32)
+                .send()
+                .await
                 .map_err(|e| from_sdk("kinesis:IncreaseStreamRetentionPeriod", name, e))
         })
         .await?;
     } else {
         ctx.retry("kinesis:DecreaseStreamRetentionPeriod", || async {
-            k.decrease_stream_retention_period().stream_name(name).retention_period_hours(to as i32).send().await
+            k.decrease_stream_retention_period()
+                .stream_name(name)
+                .retention_period_hours(to as i32)
+                .send()
+                .await
                 .map_err(|e| from_sdk("kinesis:DecreaseStreamRetentionPeriod", name, e))
         })
         .await?;
@@ -265,7 +293,9 @@ pub async fn execute(ctx: &Ctx<'_>, op: &Op) -> Result<(), AwsError> {
                     .stream_name(name)
                     // ShardCount is always sent: moto crashes without it.
                     .shard_count(d.shards as i32)
-                    .stream_mode_details(StreamModeDetails::builder().stream_mode(StreamMode::Provisioned).build().expect("mode set"))
+                    .stream_mode_details(
+                        StreamModeDetails::builder().stream_mode(StreamMode::Provisioned).build().expect("mode set"),
+                    )
                     .send()
                     .await
                     .map_err(|e| from_sdk("kinesis:CreateStream", name, e))
@@ -287,13 +317,29 @@ pub async fn execute(ctx: &Ctx<'_>, op: &Op) -> Result<(), AwsError> {
             // Ownership tags first: a failure later still leaves the stream marked as ours.
             apply_tags(ctx, name, &u.tags).await?;
             if u.to_provisioned {
-                let arn = ctx.aws.kinesis.describe_stream_summary().stream_name(name).send().await
+                let arn = ctx
+                    .aws
+                    .kinesis
+                    .describe_stream_summary()
+                    .stream_name(name)
+                    .send()
+                    .await
                     .map_err(|e| from_sdk("kinesis:DescribeStreamSummary", name, e))?
-                    .stream_description_summary().map(|s| s.stream_arn().to_string()).unwrap_or_default();
+                    .stream_description_summary()
+                    .map(|s| s.stream_arn().to_string())
+                    .unwrap_or_default();
                 ctx.retry("kinesis:UpdateStreamMode", || async {
-                    k.update_stream_mode().stream_arn(&arn)
-                        .stream_mode_details(StreamModeDetails::builder().stream_mode(StreamMode::Provisioned).build().expect("mode set"))
-                        .send().await.map_err(|e| from_sdk("kinesis:UpdateStreamMode", name, e))
+                    k.update_stream_mode()
+                        .stream_arn(&arn)
+                        .stream_mode_details(
+                            StreamModeDetails::builder()
+                                .stream_mode(StreamMode::Provisioned)
+                                .build()
+                                .expect("mode set"),
+                        )
+                        .send()
+                        .await
+                        .map_err(|e| from_sdk("kinesis:UpdateStreamMode", name, e))
                 })
                 .await?;
                 wait_active(ctx, name).await?;
@@ -301,8 +347,12 @@ pub async fn execute(ctx: &Ctx<'_>, op: &Op) -> Result<(), AwsError> {
             for &target in &u.shard_steps {
                 ctx.note(format!("resharding to {target} shard(s)"));
                 ctx.retry("kinesis:UpdateShardCount", || async {
-                    k.update_shard_count().stream_name(name).target_shard_count(target as i32)
-                        .scaling_type(ScalingType::UniformScaling).send().await
+                    k.update_shard_count()
+                        .stream_name(name)
+                        .target_shard_count(target as i32)
+                        .scaling_type(ScalingType::UniformScaling)
+                        .send()
+                        .await
                         .map_err(|e| from_sdk("kinesis:UpdateShardCount", name, e))
                 })
                 .await?;
@@ -318,16 +368,17 @@ pub async fn execute(ctx: &Ctx<'_>, op: &Op) -> Result<(), AwsError> {
         }
         Op::Delete { name } => {
             let name = name.as_str();
-            let r = ctx
-                .retry("kinesis:DeleteStream", || async {
-                    k.delete_stream().stream_name(name).enforce_consumer_deletion(true).send().await
+            gone_ok(
+                ctx.retry("kinesis:DeleteStream", || async {
+                    k.delete_stream()
+                        .stream_name(name)
+                        .enforce_consumer_deletion(true)
+                        .send()
+                        .await
                         .map_err(|e| from_sdk("kinesis:DeleteStream", name, e))
                 })
-                .await;
-            match r {
-                Err(e) if !e.is(ErrorClass::NotFound) => return Err(e),
-                _ => {}
-            }
+                .await,
+            )?;
             ctx.wait_until("stream deleted", READY_TIMEOUT, || async {
                 Ok(read_status(ctx.aws, name).await?.map(|s| s.to_string()))
             })
@@ -373,8 +424,20 @@ mod tests {
             ("fewer shards", |_, l| l.shards = 3, &["shards"]),
             ("retention up", |w, _| w.retention_hours = 48, &["retention_hours"]),
             ("encryption drifted off", |_, l| l.encrypted = false, &["encryption"]),
-            ("tag added in console", |_, l| { l.tags.insert("owner".into(), "x".into()); }, &["tags"]),
-            ("aws: tags are ignored", |_, l| { l.tags.insert("aws:cloudformation:stack".into(), "x".into()); }, &[]),
+            (
+                "tag added in console",
+                |_, l| {
+                    l.tags.insert("owner".into(), "x".into());
+                },
+                &["tags"],
+            ),
+            (
+                "aws: tags are ignored",
+                |_, l| {
+                    l.tags.insert("aws:cloudformation:stack".into(), "x".into());
+                },
+                &[],
+            ),
             ("on-demand stream", |_, l| l.on_demand = true, &["mode"]),
             ("status is not compared", |_, l| l.status = "UPDATING".into(), &[]),
         ];

@@ -131,13 +131,9 @@ impl Receiver {
     fn child_path(&mut self) -> Option<String> {
         match self.stack.last_mut() {
             None => Some(String::new()),
-            Some(Frame::Map { path, key }) => key.take().map(|k| {
-                if path.is_empty() {
-                    k
-                } else {
-                    format!("{path}.{k}")
-                }
-            }),
+            Some(Frame::Map { path, key }) => {
+                key.take().map(|k| if path.is_empty() { k } else { format!("{path}.{k}") })
+            }
             Some(Frame::Seq { path, next }) => {
                 let p = format!("{path}[{next}]");
                 *next += 1;

@@ -199,8 +199,8 @@ pub struct Loaded {
 
 /// Reads and validates a spec file.
 pub fn load(path: &Path) -> Result<Loaded, SpecError> {
-    let source = std::fs::read_to_string(path)
-        .map_err(|source| SpecError::Io { path: path.display().to_string(), source })?;
+    let source =
+        std::fs::read_to_string(path).map_err(|source| SpecError::Io { path: path.display().to_string(), source })?;
     parse(&path.display().to_string(), &source).map_err(SpecError::Invalid)
 }
 
@@ -211,8 +211,7 @@ pub fn parse(file: &str, source: &str) -> Result<Loaded, Diagnostics> {
         diags.items.push(Diagnostic {
             severity: Severity::Error,
             pos: Pos { line: 1, col: 1 },
-            message: "the spec is empty; it needs at least `stack`, `search`, `bucket` and `pipelines`"
-                .into(),
+            message: "the spec is empty; it needs at least `stack`, `search`, `bucket` and `pipelines`".into(),
         });
         return Err(diags);
     }
@@ -236,10 +235,7 @@ pub fn parse(file: &str, source: &str) -> Result<Loaded, Diagnostics> {
 /// Turns a serde_yaml error into a positioned diagnostic, with a "did you mean" hint for
 /// unknown keys and unknown variants.
 fn serde_diagnostic(e: &serde_yaml::Error, source: &str, index: &diag::PosIndex) -> Diagnostic {
-    let mut pos = e
-        .location()
-        .map(|l| Pos { line: l.line(), col: l.column() })
-        .unwrap_or_else(|| end_of(source));
+    let mut pos = e.location().map(|l| Pos { line: l.line(), col: l.column() }).unwrap_or_else(|| end_of(source));
     let raw = e.to_string();
     // serde_yaml appends " at line L column C" (the position is shown in front instead) and,
     // for scanner errors, ", while scanning X at line L column C".

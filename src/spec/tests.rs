@@ -39,8 +39,18 @@ const CASES: &[(&str, &str, &str, &str)] = &[
     ("domain: kinesis", "domain: ab", "ab", "invalid domain name"),
     ("domain: kinesis", "domain: 9kinesis", "9kinesis", "invalid domain name"),
     ("engine: OpenSearch_2.13", "engine: Solr_9", "Solr_9", "invalid engine"),
-    ("instance_type: m5.large.search", "instance_type: m5.large.elasticsearch", "m5.large.el", "did you mean m5.large.search"),
-    ("instance_type: m5.large.search", "instance_type: t3.small.search", "t3.small", "does not support encryption at rest"),
+    (
+        "instance_type: m5.large.search",
+        "instance_type: m5.large.elasticsearch",
+        "m5.large.el",
+        "did you mean m5.large.search",
+    ),
+    (
+        "instance_type: m5.large.search",
+        "instance_type: t3.small.search",
+        "t3.small",
+        "does not support encryption at rest",
+    ),
     ("instance_count: 1", "instance_count: 0", "0", "instance_count must be between 1 and 80"),
     ("volume_gb: 10", "volume_gb: 5", "5", "volume_gb must be between 10"),
     ("allow_ips: [\"1.1.1.1/32\"]", "allow_ips: []", "[]", "at least one address"),
@@ -55,21 +65,46 @@ const CASES: &[(&str, &str, &str, &str)] = &[
     ("shards: 1,", "shards: 0,", "0,", "shards must be at least 1"),
     ("retention_hours: 24", "retention_hours: 12", "12", "retention_hours must be between 24 and 8760"),
     ("retention_hours: 24", "retention_hours: 9000", "9000", "retention_hours must be between 24 and 8760"),
-    ("function: transform-firehose-data", "function: transform.firehose", "transform.firehose", "invalid function name"),
+    (
+        "function: transform-firehose-data",
+        "function: transform.firehose",
+        "transform.firehose",
+        "invalid function name",
+    ),
     ("memory_mb: 128", "memory_mb: 64", "64", "memory_mb must be between 128 and 10240"),
     ("timeout_s: 300", "timeout_s: 901", "901", "timeout_s must be between 1 and 900"),
     ("timeout_s: 300", "timeout_s: 0", "0 }", "timeout_s must be between 1 and 900"),
     ("delimiter: \"|\"", "delimiter: \"||\"", "\"||\"", "exactly one character"),
     ("delimiter: \"|\"", "delimiter: '\"'", "'\"'", "cannot be a quote"),
-    ("{ name: address, type: keyword, from: address }", "{ name: crime_time, type: keyword, from: address }", "crime_time, type: keyword", "already used by fields[0]"),
+    (
+        "{ name: address, type: keyword, from: address }",
+        "{ name: crime_time, type: keyword, from: address }",
+        "crime_time, type: keyword",
+        "already used by fields[0]",
+    ),
     ("format: \"%m/%d/%y %H:%M\" }", "}", "{ name: crime_time", "needs a `format`"),
     ("format: \"%m/%d/%y %H:%M\" }", "format: \"%Q\" }", "\"%Q\"", "invalid strftime format"),
-    ("{ name: beat, type: keyword, from: beat }", "{ name: beat, type: keyword, from: beat, format: \"%Y\" }", "\"%Y\"", "only applies to date"),
+    (
+        "{ name: beat, type: keyword, from: beat }",
+        "{ name: beat, type: keyword, from: beat, format: \"%Y\" }",
+        "\"%Y\"",
+        "only applies to date",
+    ),
     ("lat: latitude, lon: longitude }", "lat: latitude, lon: address }", "address }", "lon must name a float field"),
     ("lat: latitude, lon: longitude }", "lat: nowhere, lon: longitude }", "nowhere", "lat must name a float field"),
-    ("{ name: location, type: geo_point, lat: latitude, lon: longitude }", "{ name: location, type: geo_point }", "{ name: location", "needs `lat` and `lon`"),
+    (
+        "{ name: location, type: geo_point, lat: latitude, lon: longitude }",
+        "{ name: location, type: geo_point }",
+        "{ name: location",
+        "needs `lat` and `lon`",
+    ),
     ("{ name: grid, type: integer, from: grid }", "{ name: grid, type: integer }", "{ name: grid", "needs `from`"),
-    ("{ name: load_time, type: date, value: arrival_time }", "{ name: load_time, type: keyword, value: arrival_time }", "arrival_time }", "needs type: date"),
+    (
+        "{ name: load_time, type: date, value: arrival_time }",
+        "{ name: load_time, type: keyword, value: arrival_time }",
+        "arrival_time }",
+        "needs type: date",
+    ),
     ("name: firehose", "name: fire hose", "fire hose", "invalid delivery stream name"),
     ("index: crime-data", "index: Crime-Data", "Crime-Data", "must be lowercase"),
     ("index: crime-data", "index: _crime", "_crime", "must not start with"),
@@ -89,7 +124,12 @@ const CASES: &[(&str, &str, &str, &str)] = &[
     ("  volume_gb: 10\n", "\tvolume_gb: 10\n", "\tvolume", "found a tab character"),
     ("  volume_gb: 10\n", "  volume_gb: 10\n  volume_gb: 11\n", "volume_gb: 11", "duplicate field `volume_gb`"),
     ("retention_hours: 24 }", "retention_hours: 24 ]", "]", "did not find expected"),
-    ("failed_prefix: failed/\n", "failed_prefix: \"failed/\n", "@\"failed/", "end of stream, while scanning a quoted scalar"),
+    (
+        "failed_prefix: failed/\n",
+        "failed_prefix: \"failed/\n",
+        "@\"failed/",
+        "end of stream, while scanning a quoted scalar",
+    ),
 ];
 
 #[test]
@@ -152,7 +192,8 @@ fn duplicate_names_across_pipelines() {
     assert!(d.to_string().contains("stream name \"city-crime\" is already used by pipelines[0]"), "{d}");
     let d = parse("two.yaml", &TWO.replace("index: sensors", "index: crime")).unwrap_err();
     assert!(d.to_string().contains("index \"crime\" is already used"), "{d}");
-    let d = parse("two.yaml", &TWO.replace("function: city-sensors-transform", "function: city-crime-transform")).unwrap_err();
+    let d = parse("two.yaml", &TWO.replace("function: city-sensors-transform", "function: city-crime-transform"))
+        .unwrap_err();
     assert!(d.to_string().contains("function name \"city-crime-transform\" is already used"), "{d}");
     let d = parse("two.yaml", &TWO.replace("name: city-sensors-delivery", "name: city-crime-delivery")).unwrap_err();
     assert!(d.to_string().contains("delivery stream name"), "{d}");
@@ -172,12 +213,11 @@ fn warnings_do_not_fail() {
 fn oversized_schema_is_rejected() {
     let mut fields = String::new();
     for i in 0..120 {
-        fields.push_str(&format!("        - {{ name: field_number_{i:03}, type: keyword, from: column_number_{i:03} }}\n"));
+        fields.push_str(&format!(
+            "        - {{ name: field_number_{i:03}, type: keyword, from: column_number_{i:03} }}\n"
+        ));
     }
-    let text = CRIME.replace(
-        "        - { name: address, type: keyword, from: address }\n",
-        &fields,
-    );
+    let text = CRIME.replace("        - { name: address, type: keyword, from: address }\n", &fields);
     let d = parse("big.yaml", &text).unwrap_err();
     assert!(d.to_string().contains("over Lambda's 4096-byte limit"), "{d}");
 }
@@ -206,4 +246,3 @@ fn loader_never_panics_on_arbitrary_bytes() {
         let _ = parse("mutated.yaml", &String::from_utf8_lossy(&b));
     }
 }
-

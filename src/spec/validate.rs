@@ -49,7 +49,10 @@ pub(super) fn validate(spec: &Spec, index: &PosIndex) -> Vec<Diagnostic> {
         || !spec.stack.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-')
         || spec.stack.starts_with('-')
     {
-        c.error("stack", format!("invalid stack name {:?}: 1-32 characters of a-z, 0-9 and -, not starting with -", spec.stack));
+        c.error(
+            "stack",
+            format!("invalid stack name {:?}: 1-32 characters of a-z, 0-9 and -, not starting with -", spec.stack),
+        );
     }
     if let Some(r) = &spec.region {
         if !valid_region(r) {
@@ -80,10 +83,16 @@ pub(super) fn validate(spec: &Spec, index: &PosIndex) -> Vec<Diagnostic> {
         || !d.domain.starts_with(|ch: char| ch.is_ascii_lowercase())
         || !d.domain.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-')
     {
-        c.error("search.domain", format!("invalid domain name {:?}: 3-28 characters, starting with a-z, then a-z, 0-9 or -", d.domain));
+        c.error(
+            "search.domain",
+            format!("invalid domain name {:?}: 3-28 characters, starting with a-z, then a-z, 0-9 or -", d.domain),
+        );
     }
     if !valid_engine(&d.engine) {
-        c.error("search.engine", format!("invalid engine {:?}: expected OpenSearch_X.Y or Elasticsearch_X.Y", d.engine));
+        c.error(
+            "search.engine",
+            format!("invalid engine {:?}: expected OpenSearch_X.Y or Elasticsearch_X.Y", d.engine),
+        );
     }
     // The OpenSearch Service API names every instance type `<family>.<size>.search`, for both
     // engine families; the legacy `.elasticsearch` suffix is rejected by it.
@@ -93,11 +102,20 @@ pub(super) fn validate(spec: &Spec, index: &PosIndex) -> Vec<Diagnostic> {
             Some(base) => format!(" (did you mean {base}.search?)"),
             None => String::new(),
         };
-        c.error("search.instance_type", format!("invalid instance type {:?}: expected <family>.<size>.search{hint}", d.instance_type));
+        c.error(
+            "search.instance_type",
+            format!("invalid instance type {:?}: expected <family>.<size>.search{hint}", d.instance_type),
+        );
     }
     // OpenSearch Service: T2 instances and t3.small cannot encrypt data at rest.
     if d.encrypt_at_rest && (parts.first() == Some(&"t2") || d.instance_type.starts_with("t3.small.")) {
-        c.error("search.instance_type", format!("{} does not support encryption at rest; use t3.medium.search or larger, or set encrypt_at_rest: false", d.instance_type));
+        c.error(
+            "search.instance_type",
+            format!(
+                "{} does not support encryption at rest; use t3.medium.search or larger, or set encrypt_at_rest: false",
+                d.instance_type
+            ),
+        );
     }
     c.range("search.instance_count", "instance_count", d.instance_count, 1, 80, "OpenSearch data-node quota");
     c.range("search.volume_gb", "volume_gb", d.volume_gb, 10, 16384, "EBS gp3 volume per node");
@@ -122,34 +140,95 @@ pub(super) fn validate(spec: &Spec, index: &PosIndex) -> Vec<Diagnostic> {
     let mut seen: HashMap<(&str, &str), usize> = HashMap::new();
     for (i, p) in spec.pipelines.iter().enumerate() {
         let at = |s: &str| format!("pipelines[{i}].{s}");
-        c.name(&at("name"), "pipeline name", &p.name, 32, |ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-', "a-z, 0-9 and -");
-        c.name(&at("stream.name"), "stream name", &p.stream.name, 128, |ch| ch.is_ascii_alphanumeric() || "_.-".contains(ch), "a-z, A-Z, 0-9, _ . -");
+        c.name(
+            &at("name"),
+            "pipeline name",
+            &p.name,
+            32,
+            |ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-',
+            "a-z, 0-9 and -",
+        );
+        c.name(
+            &at("stream.name"),
+            "stream name",
+            &p.stream.name,
+            128,
+            |ch| ch.is_ascii_alphanumeric() || "_.-".contains(ch),
+            "a-z, A-Z, 0-9, _ . -",
+        );
         if p.stream.shards < 1 {
             c.error(&at("stream.shards"), "shards must be at least 1");
         } else if p.stream.shards > 500 {
-            c.warn(&at("stream.shards"), format!("{} shards exceed the default account quota of 500 in most regions", p.stream.shards));
+            c.warn(
+                &at("stream.shards"),
+                format!("{} shards exceed the default account quota of 500 in most regions", p.stream.shards),
+            );
         }
-        c.range(&at("stream.retention_hours"), "retention_hours", p.stream.retention_hours, 24, 8760, "Kinesis: 1 to 365 days");
-        c.name(&at("transform.function"), "function name", &p.transform.function, 64, |ch| ch.is_ascii_alphanumeric() || "_-".contains(ch), "a-z, A-Z, 0-9, _ and -");
+        c.range(
+            &at("stream.retention_hours"),
+            "retention_hours",
+            p.stream.retention_hours,
+            24,
+            8760,
+            "Kinesis: 1 to 365 days",
+        );
+        c.name(
+            &at("transform.function"),
+            "function name",
+            &p.transform.function,
+            64,
+            |ch| ch.is_ascii_alphanumeric() || "_-".contains(ch),
+            "a-z, A-Z, 0-9, _ and -",
+        );
         c.range(&at("transform.memory_mb"), "memory_mb", p.transform.memory_mb, 128, 10240, "Lambda");
         c.range(&at("transform.timeout_s"), "timeout_s", p.transform.timeout_s, 1, 900, "Lambda");
         if p.transform.timeout_s > 300 && p.transform.timeout_s <= 900 {
-            c.warn(&at("transform.timeout_s"), "Firehose invokes a transform for at most 5 minutes; a timeout above 300 s is never used");
+            c.warn(
+                &at("transform.timeout_s"),
+                "Firehose invokes a transform for at most 5 minutes; a timeout above 300 s is never used",
+            );
         }
         let dl = &p.delivery;
-        c.name(&at("delivery.name"), "delivery stream name", &dl.name, 64, |ch| ch.is_ascii_alphanumeric() || "_.-".contains(ch), "a-z, A-Z, 0-9, _ . -");
+        c.name(
+            &at("delivery.name"),
+            "delivery stream name",
+            &dl.name,
+            64,
+            |ch| ch.is_ascii_alphanumeric() || "_.-".contains(ch),
+            "a-z, A-Z, 0-9, _ . -",
+        );
         if let Err(why) = index_rule(&dl.index) {
             c.error(&at("delivery.index"), format!("invalid index name {:?}: {why}", dl.index));
         }
-        c.range(&at("delivery.buffering.size_mb"), "buffering size_mb", dl.buffering.size_mb, 1, 100, "Firehose OpenSearch destination");
-        c.range(&at("delivery.buffering.interval_s"), "buffering interval_s", dl.buffering.interval_s, 0, 900, "Firehose OpenSearch destination");
+        c.range(
+            &at("delivery.buffering.size_mb"),
+            "buffering size_mb",
+            dl.buffering.size_mb,
+            1,
+            100,
+            "Firehose OpenSearch destination",
+        );
+        c.range(
+            &at("delivery.buffering.interval_s"),
+            "buffering interval_s",
+            dl.buffering.interval_s,
+            0,
+            900,
+            "Firehose OpenSearch destination",
+        );
         c.range(&at("delivery.retry_s"), "retry_s", dl.retry_s, 0, 7200, "Firehose RetryOptions");
         if dl.failed_prefix.is_empty() || dl.failed_prefix.len() > 1024 {
             c.error(&at("delivery.failed_prefix"), "failed_prefix must be 1-1024 characters");
         } else if dl.failed_prefix.starts_with('/') {
             c.error(&at("delivery.failed_prefix"), "failed_prefix must not start with /");
         } else if !dl.failed_prefix.ends_with('/') {
-            c.warn(&at("delivery.failed_prefix"), format!("failed_prefix {:?} does not end with /; objects will be named {}<date>…", dl.failed_prefix, dl.failed_prefix));
+            c.warn(
+                &at("delivery.failed_prefix"),
+                format!(
+                    "failed_prefix {:?} does not end with /; objects will be named {}<date>…",
+                    dl.failed_prefix, dl.failed_prefix
+                ),
+            );
         }
         validate_schema(&mut c, spec, i);
 
@@ -190,14 +269,19 @@ fn validate_schema(c: &mut Checker<'_>, spec: &Spec, i: usize) {
     let mut names: HashMap<&str, usize> = HashMap::new();
     for (j, f) in s.fields.iter().enumerate() {
         if let Some(k) = names.insert(&f.name, j) {
-            c.error(&at(&format!("fields[{j}].name")), format!("field name {:?} is already used by fields[{k}]", f.name));
+            c.error(
+                &at(&format!("fields[{j}].name")),
+                format!("field name {:?} is already used by fields[{k}]", f.name),
+            );
         }
         if f.name.is_empty() || f.name.starts_with('_') || f.name.contains('.') {
-            c.error(&at(&format!("fields[{j}].name")), format!("invalid field name {:?}: non-empty, not starting with _ and without dots", f.name));
+            c.error(
+                &at(&format!("fields[{j}].name")),
+                format!("invalid field name {:?}: non-empty, not starting with _ and without dots", f.name),
+            );
         }
     }
-    let floats: HashSet<&str> =
-        s.fields.iter().filter(|f| f.ty == FieldType::Float).map(|f| f.name.as_str()).collect();
+    let floats: HashSet<&str> = s.fields.iter().filter(|f| f.ty == FieldType::Float).map(|f| f.name.as_str()).collect();
     for (j, f) in s.fields.iter().enumerate() {
         let fp = |x: &str| at(&format!("fields[{j}].{x}"));
         let here = at(&format!("fields[{j}]"));
@@ -218,8 +302,13 @@ fn validate_schema(c: &mut Checker<'_>, spec: &Spec, i: usize) {
         }
         match f.ty {
             FieldType::Date => match &f.format {
-                None => c.error(&here, format!("date field {:?} needs a `format` (strftime, e.g. \"%m/%d/%y %H:%M\")", f.name)),
-                Some(fmt) if !valid_date_format(fmt) => c.error(&fp("format"), format!("invalid strftime format {fmt:?}")),
+                None => c.error(
+                    &here,
+                    format!("date field {:?} needs a `format` (strftime, e.g. \"%m/%d/%y %H:%M\")", f.name),
+                ),
+                Some(fmt) if !valid_date_format(fmt) => {
+                    c.error(&fp("format"), format!("invalid strftime format {fmt:?}"))
+                }
                 _ => {}
             },
             FieldType::GeoPoint if f.from.is_none() => {
@@ -227,11 +316,17 @@ fn validate_schema(c: &mut Checker<'_>, spec: &Spec, i: usize) {
                     (Some(lat), Some(lon)) => {
                         for (key, name) in [("lat", lat), ("lon", lon)] {
                             if !floats.contains(name.as_str()) {
-                                c.error(&fp(key), format!("{key} must name a float field of this schema, {name:?} is not one"));
+                                c.error(
+                                    &fp(key),
+                                    format!("{key} must name a float field of this schema, {name:?} is not one"),
+                                );
                             }
                         }
                     }
-                    _ => c.error(&here, format!("geo_point field {:?} needs `lat` and `lon` (two float fields) or `from`", f.name)),
+                    _ => c.error(
+                        &here,
+                        format!("geo_point field {:?} needs `lat` and `lon` (two float fields) or `from`", f.name),
+                    ),
                 }
                 continue;
             }
@@ -246,7 +341,12 @@ fn validate_schema(c: &mut Checker<'_>, spec: &Spec, i: usize) {
     // The schema travels to the Lambda in its environment (see transform::SCHEMA_ENV).
     let size = SCHEMA_ENV.len() + serde_json::to_string(s).map(|j| j.len()).unwrap_or(0);
     if size > LAMBDA_ENV_LIMIT {
-        c.error(&at("fields"), format!("the schema takes {size} bytes in the Lambda environment, over Lambda's {LAMBDA_ENV_LIMIT}-byte limit"));
+        c.error(
+            &at("fields"),
+            format!(
+                "the schema takes {size} bytes in the Lambda environment, over Lambda's {LAMBDA_ENV_LIMIT}-byte limit"
+            ),
+        );
     }
 }
 

@@ -23,8 +23,14 @@ fn venv() -> PathBuf {
 fn ensure_moto_installed() {
     static DONE: OnceLock<()> = OnceLock::new();
     DONE.get_or_init(|| {
-        let status = Command::new("bash").arg(root().join("scripts/moto-venv.sh")).status().expect("running scripts/moto-venv.sh");
-        assert!(status.success(), "installing moto failed (scripts/moto-venv.sh); the integration tests need it and do not skip");
+        let status = Command::new("bash")
+            .arg(root().join("scripts/moto-venv.sh"))
+            .status()
+            .expect("running scripts/moto-venv.sh");
+        assert!(
+            status.success(),
+            "installing moto failed (scripts/moto-venv.sh); the integration tests need it and do not skip"
+        );
     });
 }
 
@@ -133,7 +139,11 @@ pub fn bundle_dir() -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let dir = root().join("target/test-dist");
-        let out = run_bin(env!("CARGO_BIN_EXE_pipectl"), &["bundle", "-f", "stacks/crime-data.yaml", "--out", dir.to_str().unwrap()], "http://127.0.0.1:9");
+        let out = run_bin(
+            env!("CARGO_BIN_EXE_pipectl"),
+            &["bundle", "-f", "stacks/crime-data.yaml", "--out", dir.to_str().unwrap()],
+            "http://127.0.0.1:9",
+        );
         assert_eq!(out.status, 0, "bundle failed:\n{}\n{}", out.stdout, out.stderr);
         dir
     })

@@ -7,7 +7,12 @@ use crate::resources::normalize::canonical;
 use crate::resources::{bucket, delivery, domain, function, role, stream};
 
 fn cx() -> Context {
-    Context { account: "123456789012".into(), region: "eu-west-1".into(), code_sha256: "h=".into(), zip_path: "dist/transform.zip".into() }
+    Context {
+        account: "123456789012".into(),
+        region: "eu-west-1".into(),
+        code_sha256: "h=".into(),
+        zip_path: "dist/transform.zip".into(),
+    }
 }
 
 fn desired() -> Vec<Desired> {
@@ -215,8 +220,12 @@ fn removed_pipeline_resources_are_deleted_last_first() {
     // An owned delivery stream and stream the spec no longer names.
     let mut old_delivery = converged(&d[6]);
     let mut old_stream = converged(&d[3]);
-    if let Live::DeliveryStream(x) = &mut old_delivery { x.name = "old".into(); }
-    if let Live::KinesisStream(x) = &mut old_stream { x.name = "OldStream".into(); }
+    if let Live::DeliveryStream(x) = &mut old_delivery {
+        x.name = "old".into();
+    }
+    if let Live::KinesisStream(x) = &mut old_stream {
+        x.name = "OldStream".into();
+    }
     o.live.insert(id(Kind::DeliveryStream, "old"), Some(old_delivery));
     o.live.insert(id(Kind::KinesisStream, "OldStream"), Some(old_stream));
     o.discovered.insert(id(Kind::DeliveryStream, "old"));
@@ -263,7 +272,8 @@ fn golden(name: &str, actual: &str) {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, actual).unwrap();
     }
-    let want = std::fs::read_to_string(&path).unwrap_or_else(|_| panic!("missing {}; run with PIPECTL_BLESS=1", path.display()));
+    let want = std::fs::read_to_string(&path)
+        .unwrap_or_else(|_| panic!("missing {}; run with PIPECTL_BLESS=1", path.display()));
     assert_eq!(actual, want, "snapshot {name} differs; rerun with PIPECTL_BLESS=1 if intended");
 }
 
@@ -275,7 +285,9 @@ fn render_snapshots() {
     let Live::KinesisStream(s) = live_mut(&mut o, &id(Kind::KinesisStream, "DataStream")) else { panic!() };
     s.shards = 2;
     s.retention_hours = 48;
-    let Live::LambdaFunction(f) = live_mut(&mut o, &id(Kind::LambdaFunction, "transform-firehose-data")) else { panic!() };
+    let Live::LambdaFunction(f) = live_mut(&mut o, &id(Kind::LambdaFunction, "transform-firehose-data")) else {
+        panic!()
+    };
     f.memory_mb = 256;
     let Live::SearchDomain(x) = live_mut(&mut o, &id(Kind::SearchDomain, "kinesis")) else { panic!() };
     x.engine = "OpenSearch_2.11".into();

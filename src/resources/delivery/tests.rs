@@ -69,7 +69,14 @@ fn diff_table() {
         ("index", |l| l.index = Some("other".into()), &["index"], false),
         ("prefix", |l| l.failed_prefix = Some("x/".into()), &["failed_prefix"], false),
         ("processing off", |l| l.processing_enabled = false, &["processing.enabled"], false),
-        ("lambda arn", |l| { l.processor.insert("LambdaArn".into(), "arn:other".into()); }, &["processing.LambdaArn"], false),
+        (
+            "lambda arn",
+            |l| {
+                l.processor.insert("LambdaArn".into(), "arn:other".into());
+            },
+            &["processing.LambdaArn"],
+            false,
+        ),
         ("other source stream", |l| l.source_stream_arn = Some("arn:x".into()), &["source_stream"], true),
         ("other destination type", |l| l.family = Some(EngineFamily::Elasticsearch), &["destination_type"], true),
     ];
@@ -120,10 +127,12 @@ async fn captured_create(family: EngineFamily) -> serde_json::Value {
         .build();
     let aws = Aws::from_config(&cfg, true);
     let obs = crate::events::Quiet;
-    let ctx = Ctx { aws: &aws, obs: &obs, id: "delivery_stream.firehose", timing: crate::aws::wait::Timing::from_env() };
+    let ctx =
+        Ctx { aws: &aws, obs: &obs, id: "delivery_stream.firehose", timing: crate::aws::wait::Timing::from_env() };
     execute(&ctx, &Op::Create(want(family))).await.unwrap();
     let reqs = seen.lock().unwrap();
-    let create = reqs.iter().find(|r| r.header("x-amz-target").unwrap_or("").ends_with("CreateDeliveryStream")).unwrap();
+    let create =
+        reqs.iter().find(|r| r.header("x-amz-target").unwrap_or("").ends_with("CreateDeliveryStream")).unwrap();
     serde_json::from_slice(&create.body).unwrap()
 }
 
@@ -147,7 +156,10 @@ async fn opensearch_destination_request_shape() {
     let params = p["Processors"][0]["Parameters"].as_array().unwrap();
     assert!(params.iter().any(|x| x["ParameterName"] == "LambdaArn"
         && x["ParameterValue"] == "arn:aws:lambda:eu-west-1:123456789012:function:transform-firehose-data:$LATEST"));
-    assert_eq!(body["KinesisStreamSourceConfiguration"]["KinesisStreamARN"], "arn:aws:kinesis:eu-west-1:123456789012:stream/DataStream");
+    assert_eq!(
+        body["KinesisStreamSourceConfiguration"]["KinesisStreamARN"],
+        "arn:aws:kinesis:eu-west-1:123456789012:stream/DataStream"
+    );
     assert_eq!(body["Tags"][0]["Key"], "pipectl:stack");
 }
 
