@@ -134,3 +134,19 @@ fn unknown_pipeline_is_an_error() {
     let out = pipectl(&["invoke", "-f", "stacks/crime-data.yaml", "--pipeline", "nope", "--mapping"]).code(1);
     assert!(out.stderr.contains("no pipeline named \"nope\""), "{}", out.stderr);
 }
+
+#[test]
+fn standalone_producer_takes_the_same_options() {
+    let csv = common::data_csv();
+    let out = common::run_bin(
+        env!("CARGO_BIN_EXE_pipectl-producer"),
+        &["-f", "stacks/crime-data.yaml", "--pipeline", "crime", "--csv", csv.to_str().unwrap(), "--dry-run"],
+        "http://127.0.0.1:9",
+    )
+    .ok();
+    assert!(out.stdout.contains("rows read:          7584"), "{}", out.stdout);
+    let out = common::run_bin(env!("CARGO_BIN_EXE_pipectl-producer"), &["--help"], "http://127.0.0.1:9").ok();
+    for opt in ["--partition-key", "--max-retries", "--failed-out", "--endpoint-url", "--concurrency"] {
+        assert!(out.stdout.contains(opt), "{opt} missing from:\n{}", out.stdout);
+    }
+}
