@@ -41,7 +41,7 @@ fn artifacts() -> String {
 
 /// The full lifecycle for one stack file; `edits` turn the spec into its edited form and
 /// `expected` lists exactly the changes the plan must show.
-async fn lifecycle(stack: &str, edits: &[(&str, &str)], expected: &[(&str, &[&str])]) {
+async fn lifecycle(stack: &str, resources: usize, edits: &[(&str, &str)], expected: &[(&str, &[&str])]) {
     let m = Moto::start();
     let dir = Scratch::new("lifecycle");
     let text = common::stack_text(stack);
@@ -49,7 +49,8 @@ async fn lifecycle(stack: &str, edits: &[(&str, &str)], expected: &[(&str, &[&st
     let art = artifacts();
 
     let out = m.pipectl(&["apply", "-f", &spec, "--yes", "--artifacts", &art]).ok();
-    assert!(out.stdout.contains("Plan: 7 to add") || out.stdout.contains("to add"), "{}", out.stdout);
+    let summary = format!("Plan: {resources} to add, 0 to change, 0 to replace, 0 to destroy.");
+    assert!(out.stdout.contains(&summary), "{}", out.stdout);
     assert!(out.stderr.contains("Apply complete"), "{}", out.stderr);
 
     // The key test: right after apply, nothing to do.
@@ -164,6 +165,7 @@ async fn lifecycle(stack: &str, edits: &[(&str, &str)], expected: &[(&str, &[&st
 async fn opensearch_stack_lifecycle() {
     lifecycle(
         "crime-data.yaml",
+        7,
         &[
             ("shards: 1, retention_hours: 24", "shards: 2, retention_hours: 48"),
             ("buffering: { size_mb: 1, interval_s: 60 }", "buffering: { size_mb: 2, interval_s: 60 }"),
@@ -182,6 +184,7 @@ async fn opensearch_stack_lifecycle() {
 async fn elasticsearch_stack_lifecycle() {
     lifecycle(
         "two-feeds-es.yaml",
+        10,
         &[
             ("shards: 2, retention_hours: 48", "shards: 4, retention_hours: 24"),
             (
