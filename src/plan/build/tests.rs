@@ -248,11 +248,15 @@ fn destroy_deletes_owned_in_reverse_order_and_keeps_full_buckets_unless_purged()
     assert_eq!(p.steps[0].id.kind, Kind::DeliveryStream);
     assert_eq!(p.steps.last().unwrap().id.kind.rank(), 0);
     let bstep = p.steps.iter().find(|s| s.id.kind == Kind::S3Bucket).unwrap();
-    assert!(bstep.data_loss.as_deref().unwrap().contains("3 object(s)"));
+    assert_eq!(
+        bstep.data_loss.as_deref().unwrap(),
+        "nothing yet: the bucket holds 3 object(s) and is kept unless --purge"
+    );
     assert!(matches!(bstep.ops[0], crate::resources::Op::S3Bucket(bucket::Op::Delete { purge: false, .. })));
     let p = build(&T, &d, &o, Options { purge: true, ..DESTROY });
     let bstep = p.steps.iter().find(|s| s.id.kind == Kind::S3Bucket).unwrap();
     assert!(matches!(bstep.ops[0], crate::resources::Op::S3Bucket(bucket::Op::Delete { purge: true, .. })));
+    assert!(bstep.data_loss.as_deref().unwrap().contains("failed documents stored in the bucket (3 object(s))"));
     // Nothing left: the destroy plan is empty.
     assert!(build(&T, &d, &nothing(&d), DESTROY).is_empty());
 }
