@@ -72,8 +72,19 @@ pub fn code_sha256(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(Sha256::digest(bytes))
 }
 
-fn zigbuild_available() -> bool {
+/// PATH with the project's `.venv/bin` first, where scripts/moto-venv.sh installs
+/// cargo-zigbuild and zig (PyPI's ziglang), so a bundle uses them without activating the venv.
+fn tool_path(dir: &Path) -> std::ffi::OsString {
+    let mut paths = vec![dir.join(".venv/bin")];
+    if let Some(p) = std::env::var_os("PATH") {
+        paths.extend(std::env::split_paths(&p));
+    }
+    std::env::join_paths(paths).unwrap_or_default()
+}
+
+fn zigbuild_available(dir: &Path) -> bool {
     Command::new("cargo")
+        .env("PATH", tool_path(dir))
         .args(["zigbuild", "--help"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -84,11 +95,10 @@ fn zigbuild_available() -> bool {
 
 fn cargo(dir: &Path, args: &[&str]) -> Result<(), BundleError> {
     let command = format!("cargo {}", args.join(" "));
-    let status = Command::new("cargo").args(args).current_dir(dir).status().map_err(|source| BundleError::Spawn {
-        command: command.clone(),
-        dir: dir.display().to_string(),
-        source,
-    })?;
+    let status =
+        Command::new("cargo").env("PATH", tool_path(dir)).args(args).current_dir(dir).status().map_err(|source| {
+            BundleError::Spawn { command: command.clone(), dir: dir.display().to_string(), source }
+        })?;
     if !status.success() {
         return Err(BundleError::Build { command, status });
     }
@@ -101,7 +111,7 @@ pub fn bundle(out: &Path, producer: bool) -> Result<Artifact, BundleError> {
     let dir = source_dir();
     // cargo-zigbuild links against glibc 2.17 (older than any Lambda runtime); a plain build
     // links against the host's glibc and is checked below.
-    let (bin_dir, builder) = if zigbuild_available() {
+    let (bin_dir, builder) = if zigbuild_available(&dir) {
         cargo(
             &dir,
             &[

@@ -45,6 +45,9 @@ fn bundle_is_reproducible_and_fits_lambda() {
     let exe = std::fs::read(unzip_bootstrap(&again.0.join("transform.zip"), &dir)).unwrap();
     let glibc = pipectl::bundle::newest_glibc(&exe);
     assert!(glibc.is_none_or(|v| v <= pipectl::bundle::LAMBDA_GLIBC), "needs {glibc:?}");
+    // scripts/moto-venv.sh installs cargo-zigbuild, so the test suite's bundle targets glibc 2.17.
+    assert!(out.stdout.contains("cargo zigbuild (glibc 2.17)"), "{}", out.stdout);
+    assert!(glibc.is_none_or(|v| v <= (2, 17)), "needs {glibc:?}");
     // The Lambda links no AWS SDK crate.
     let text = String::from_utf8_lossy(&exe);
     assert!(!text.contains("aws-sdk-kinesis") && !text.contains("aws_sdk_"), "the bootstrap links the AWS SDK");
