@@ -48,7 +48,13 @@ pub struct ApplyArgs {
     /// A plan saved with `plan --out`; applied only if the live state has not moved since.
     pub plan_file: Option<PathBuf>,
     /// The stack spec (YAML), when not applying a saved plan.
-    #[arg(short = 'f', long = "file", value_name = "FILE", required_unless_present = "plan_file")]
+    #[arg(
+        short = 'f',
+        long = "file",
+        value_name = "FILE",
+        required_unless_present = "plan_file",
+        conflicts_with = "plan_file"
+    )]
     pub file: Option<PathBuf>,
     /// Do not ask for confirmation.
     #[arg(long)]

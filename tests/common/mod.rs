@@ -44,23 +44,42 @@ pub struct Moto {
 impl Moto {
     pub fn start() -> Moto {
         ensure_moto_installed();
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let log = std::env::temp_dir().join(format!("pipectl-moto-{port}.log"));
-        let child = Command::new(venv().join("bin/python"))
-            .arg(root().join("scripts/moto_shim.py"))
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("starting moto");
-        let m = Moto { child, port, log };
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-            assert!(Instant::now() < deadline, "moto did not start on port {port}; log: {}", m.log.display());
-            std::thread::sleep(Duration::from_millis(100));
+        // A free port is picked by binding port 0 and letting go; another test may take it
+        // before moto binds, in which case our moto exits at once: try again on a new port.
+        // Readiness counts only while our own child is alive, so we never talk to a neighbour.
+        for _ in 0..5 {
+            let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+            let log = std::env::temp_dir().join(format!("pipectl-moto-{port}.log"));
+            let child = Command::new(venv().join("bin/python"))
+                .arg(root().join("scripts/moto_shim.py"))
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).unwrap())
+                .spawn()
+                .expect("starting moto");
+            let mut m = Moto { child, port, log };
+            let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+            let deadline = Instant::now() + Duration::from_secs(60);
+            let mut up = false;
+            while Instant::now() < deadline {
+                if m.child.try_wait().unwrap().is_some() {
+                    break;
+                }
+                if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                    std::thread::sleep(Duration::from_millis(150));
+                    up = m.child.try_wait().unwrap().is_none();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            if up {
+                return m;
+            }
         }
-        m
+        panic!(
+            "moto did not start on a free port after 5 tries; see {}/pipectl-moto-*.log",
+            std::env::temp_dir().display()
+        );
     }
 
     pub fn endpoint(&self) -> String {
