@@ -1,3 +1,6 @@
+//! Delivery stream tests: the diff table, the update shape, and both destination requests as they
+//! reach the SDK boundary (a local capture server records what the SDK sends).
+
 use std::sync::{Arc, Mutex};
 
 use super::*;
