@@ -159,6 +159,29 @@ pub fn owned_by(tags: &Tags, stack: &str) -> bool {
     tags.get(crate::spec::STACK_TAG).map(String::as_str) == Some(stack)
 }
 
+/// Pages through a list API that continues after the last key it returned (Kinesis and
+/// Firehose `ExclusiveStart…` parameters). `fetch(start)` answers one page: its items, whether
+/// AWS says there are more, and the key to start after.
+pub async fn exclusive_start_pages<T, F, Fut>(mut fetch: F) -> Result<Vec<T>, AwsError>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: std::future::Future<Output = Result<(Vec<T>, bool, Option<String>), AwsError>>,
+{
+    let mut all = Vec::new();
+    let mut start = None;
+    loop {
+        let (items, more, last) = fetch(start.take()).await?;
+        let empty = items.is_empty();
+        all.extend(items);
+        // An empty page or a missing key ends it even if AWS says "more" (moto sets
+        // HasMoreStreams without a way to continue).
+        match last {
+            Some(key) if more && !empty => start = Some(key),
+            _ => return Ok(all),
+        }
+    }
+}
+
 /// The names among `names` whose tags (read by `tags`) mark them as owned by `stack`.
 pub async fn keep_owned<F, Fut>(names: Vec<String>, stack: &str, tags: F) -> Result<Vec<String>, AwsError>
 where
@@ -374,6 +397,26 @@ mod tests {
         with_aws.insert("aws:x".into(), "y".into());
         tag_change(&mut out, &want, &with_aws);
         assert!(out.is_empty());
+    }
+
+    #[tokio::test]
+    async fn exclusive_start_paging() {
+        // Three pages, then AWS says "no more".
+        let pages = [(vec![1, 2], true), (vec![3], true), (vec![4], false)];
+        let calls = std::sync::Mutex::new(Vec::new());
+        let got = exclusive_start_pages(|start| {
+            calls.lock().unwrap().push(start.clone());
+            let n = calls.lock().unwrap().len() - 1;
+            let (items, more) = pages[n].clone();
+            async move { Ok((items.clone(), more, items.last().map(|x: &i32| x.to_string()))) }
+        })
+        .await
+        .unwrap();
+        assert_eq!(got, vec![1, 2, 3, 4]);
+        assert_eq!(*calls.lock().unwrap(), vec![None, Some("2".to_string()), Some("3".to_string())]);
+        // "More" with an empty page (moto's ListStreams) ends instead of looping.
+        let got: Vec<i32> = exclusive_start_pages(|_| async { Ok((vec![], true, None)) }).await.unwrap();
+        assert!(got.is_empty());
     }
 
     #[test]

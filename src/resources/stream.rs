@@ -86,49 +86,40 @@ pub async fn read(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError> {
 
 async fn read_tags(aws: &Aws, name: &str) -> Result<Tags, AwsError> {
     // The name-based tag API: moto 5.2 answers the ARN-based ListTagsForResource with HTTP 500.
-    let mut tags = Tags::new();
-    let mut start: Option<String> = None;
-    loop {
+    let pairs = super::exclusive_start_pages(|start| async move {
         let out = aws
             .kinesis
             .list_tags_for_stream()
             .stream_name(name)
-            .set_exclusive_start_tag_key(start.clone())
+            .set_exclusive_start_tag_key(start)
             .send()
             .await
             .map_err(|e| from_sdk("kinesis:ListTagsForStream", name, e))?;
-        for t in out.tags() {
-            tags.insert(t.key().to_string(), t.value().unwrap_or_default().to_string());
-        }
-        if !out.has_more_tags() || out.tags().is_empty() {
-            break;
-        }
-        start = out.tags().last().map(|t| t.key().to_string());
-    }
-    Ok(tags)
+        let items: Vec<(String, String)> =
+            out.tags().iter().map(|t| (t.key().to_string(), t.value().unwrap_or_default().to_string())).collect();
+        let last = items.last().map(|(k, _)| k.clone());
+        Ok((items, out.has_more_tags(), last))
+    })
+    .await?;
+    Ok(pairs.into_iter().collect())
 }
 
 pub async fn discover(aws: &Aws, stack: &str) -> Result<Vec<String>, AwsError> {
     // Paginated by ExclusiveStartStreamName: moto's ListStreams sets HasMoreStreams without a
     // NextToken, so a token-based loop would stop after the first page.
-    let mut names = Vec::new();
-    let mut start: Option<String> = None;
-    loop {
+    let names = super::exclusive_start_pages(|start| async move {
         let out = aws
             .kinesis
             .list_streams()
-            .set_exclusive_start_stream_name(start.clone())
+            .set_exclusive_start_stream_name(start)
             .send()
             .await
             .map_err(|e| from_sdk("kinesis:ListStreams", "*", e))?;
-        let page: Vec<String> = out.stream_names().to_vec();
-        let more = out.has_more_streams() && !page.is_empty();
-        start = page.last().cloned();
-        names.extend(page);
-        if !more {
-            break;
-        }
-    }
+        let page = out.stream_names().to_vec();
+        let last = page.last().cloned();
+        Ok((page, out.has_more_streams(), last))
+    })
+    .await?;
     super::keep_owned(names, stack, |n| async move { read_tags(aws, &n).await }).await
 }
 
