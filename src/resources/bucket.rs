@@ -96,20 +96,13 @@ pub async fn read(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError> {
             }
         }
     };
-    let listing = aws
-        .s3
-        .list_objects_v2()
-        .bucket(name)
-        .max_keys(1000)
-        .send()
-        .await
-        .map_err(|e| from_sdk("s3:ListObjectsV2", name, e))?;
+    let (keys, truncated) = first_keys(aws, name).await?;
     Ok(Some(Live {
         name: name.to_string(),
         encryption,
         public_access_block,
-        objects: listing.key_count().unwrap_or(0).max(0) as u64,
-        objects_truncated: listing.is_truncated().unwrap_or(false),
+        objects: keys.len() as u64,
+        objects_truncated: truncated,
         tags,
     }))
 }
@@ -230,9 +223,9 @@ async fn put_settings(
     Ok(())
 }
 
-async fn count_objects(ctx: &Ctx<'_>, name: &str) -> Result<(Vec<String>, bool), AwsError> {
-    let out = ctx
-        .aws
+/// The first 1,000 object keys of the bucket, and whether there are more.
+async fn first_keys(aws: &Aws, name: &str) -> Result<(Vec<String>, bool), AwsError> {
+    let out = aws
         .s3
         .list_objects_v2()
         .bucket(name)
@@ -284,7 +277,7 @@ pub async fn execute(ctx: &Ctx<'_>, op: &Op) -> Result<(), AwsError> {
         Op::Delete { name, purge } => {
             let name = name.as_str();
             loop {
-                let (keys, truncated) = count_objects(ctx, name).await?;
+                let (keys, truncated) = first_keys(ctx.aws, name).await?;
                 if keys.is_empty() {
                     break;
                 }
