@@ -232,22 +232,15 @@ pub(super) fn validate(spec: &Spec, index: &PosIndex) -> Vec<Diagnostic> {
         }
         validate_schema(&mut c, spec, i);
 
-        for (what, v) in [
-            ("pipeline name", p.name.as_str()),
-            ("stream name", p.stream.name.as_str()),
-            ("function name", p.transform.function.as_str()),
-            ("delivery stream name", p.delivery.name.as_str()),
-            ("index", p.delivery.index.as_str()),
+        for (what, v, path) in [
+            ("pipeline name", p.name.as_str(), "name"),
+            ("stream name", p.stream.name.as_str(), "stream.name"),
+            ("function name", p.transform.function.as_str(), "transform.function"),
+            ("delivery stream name", p.delivery.name.as_str(), "delivery.name"),
+            ("index", p.delivery.index.as_str(), "delivery.index"),
         ] {
             if let Some(first) = seen.insert((what, v), i) {
-                let path = match what {
-                    "pipeline name" => at("name"),
-                    "stream name" => at("stream.name"),
-                    "function name" => at("transform.function"),
-                    "delivery stream name" => at("delivery.name"),
-                    _ => at("delivery.index"),
-                };
-                c.error(&path, format!("{what} {v:?} is already used by pipelines[{first}]"));
+                c.error(&at(path), format!("{what} {v:?} is already used by pipelines[{first}]"));
             }
         }
     }
