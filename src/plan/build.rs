@@ -136,21 +136,12 @@ pub fn build(t: &Target<'_>, desired: &[Desired], observed: &Observed, opts: Opt
 }
 
 fn delete_step(id: &ResourceId, live: &Live, purge: bool) -> Step {
-    let mut loss = id.kind.data_loss().map(|l| match live.summary() {
-        Some(s) => format!("{l} ({s})"),
-        None => l.to_string(),
-    });
-    if let Live::S3Bucket(b) = live {
-        if b.objects > 0 && !purge {
-            loss = Some(format!("nothing yet: the bucket holds {} object(s) and is kept unless --purge", b.objects));
-        }
-    }
     Step {
         id: id.clone(),
         action: Action::Delete,
         depends_on: vec![],
         changes: vec![],
-        data_loss: loss,
+        data_loss: live.loss_on_delete(id.kind, purge),
         ops: vec![live.delete_op(id, purge)],
     }
 }

@@ -329,13 +329,20 @@ impl Live {
         }
     }
 
-    /// A short fact about the live resource worth showing with a delete (e.g. object count).
-    pub fn summary(&self) -> Option<String> {
-        match self {
-            Live::S3Bucket(l) => Some(format!("{} object(s){}", l.objects, if l.objects_truncated { "+" } else { "" })),
-            Live::KinesisStream(l) => Some(format!("{} shard(s), {} h retention", l.shards, l.retention_hours)),
-            _ => None,
-        }
+    /// What deleting this resource loses, for the plan: the kind's data with a count of it, or
+    /// nothing yet for a bucket that still holds objects and is kept without `purge`.
+    pub fn loss_on_delete(&self, kind: Kind, purge: bool) -> Option<String> {
+        let what = kind.data_loss()?;
+        Some(match self {
+            Live::S3Bucket(l) if l.objects > 0 && !purge => {
+                format!("nothing yet: the bucket holds {} object(s) and is kept unless --purge", l.objects)
+            }
+            Live::S3Bucket(l) => {
+                format!("{what} ({} object(s){})", l.objects, if l.objects_truncated { "+" } else { "" })
+            }
+            Live::KinesisStream(l) => format!("{what} ({} shard(s), {} h retention)", l.shards, l.retention_hours),
+            _ => what.to_string(),
+        })
     }
 }
 
