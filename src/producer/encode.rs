@@ -82,6 +82,10 @@ mod tests {
     use super::*;
     use crate::schema::tests::crime_schema;
 
+    /// The article CSV's header.
+    const ARTICLE_HEADER: [&str; 9] =
+        ["cdatetime", "address", "district", "beat", "grid", "crimedescr", "ucr_ncic_code", "latitude", "longitude"];
+
     fn rec(v: &[&str]) -> csv::ByteRecord {
         csv::ByteRecord::from(v.to_vec())
     }
@@ -129,17 +133,7 @@ mod tests {
         let h = rec(&["cdatetime", "address"]);
         let err = RowEncoder::new(&s, &h, None).unwrap_err();
         assert!(err.to_string().contains("no column `district`"), "{err}");
-        let h = rec(&[
-            "cdatetime",
-            "address",
-            "district",
-            "beat",
-            "grid",
-            "crimedescr",
-            "ucr_ncic_code",
-            "latitude",
-            "longitude",
-        ]);
+        let h = rec(&ARTICLE_HEADER);
         let e = RowEncoder::new(&s, &h, Some("beat")).unwrap();
         let mut out = Vec::new();
         let err = e.encode(7, &rec(&["a", "b"]), &mut out).unwrap_err();
@@ -150,17 +144,7 @@ mod tests {
     #[test]
     fn oversize_rows_are_errors() {
         let s = crime_schema();
-        let h = rec(&[
-            "cdatetime",
-            "address",
-            "district",
-            "beat",
-            "grid",
-            "crimedescr",
-            "ucr_ncic_code",
-            "latitude",
-            "longitude",
-        ]);
+        let h = rec(&ARTICLE_HEADER);
         let e = RowEncoder::new(&s, &h, None).unwrap();
         let big = "x".repeat(MAX_RECORD_BYTES);
         let mut out = Vec::new();
