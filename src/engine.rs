@@ -32,6 +32,28 @@ pub enum EngineError {
     },
 }
 
+type Reads = JoinSet<(ResourceId, Result<Option<resources::Live>, AwsError>)>;
+
+/// Starts reading `id` in the background.
+fn spawn_read(reads: &mut Reads, aws: &Aws, id: &ResourceId) {
+    let (aws, id) = (aws.clone(), id.clone());
+    reads.spawn(async move {
+        let r = resources::read(&aws, &id).await;
+        (id, r)
+    });
+}
+
+/// Waits for every started read; the first failure is the answer.
+async fn collect(mut reads: Reads) -> Result<BTreeMap<ResourceId, Option<resources::Live>>, EngineError> {
+    let mut live = BTreeMap::new();
+    while let Some(j) = reads.join_next().await {
+        let (id, r) = j.expect("read task does not panic");
+        let l = r.map_err(|source| EngineError::Read { id: id.to_string(), source })?;
+        live.insert(id, l);
+    }
+    Ok(live)
+}
+
 /// Reads every id in `ids` and, by tag, every resource the stack owns; all in parallel.
 pub async fn observe(aws: &Aws, stack: &str, ids: &[ResourceId]) -> Result<Observed, EngineError> {
     let mut discovery = JoinSet::new();
@@ -43,13 +65,9 @@ pub async fn observe(aws: &Aws, stack: &str, ids: &[ResourceId]) -> Result<Obser
         });
     }
     let mut observed = Observed::default();
-    let mut reads = JoinSet::new();
+    let mut reads = Reads::new();
     for id in ids {
-        let (aws, id) = (aws.clone(), id.clone());
-        reads.spawn(async move {
-            let r = resources::read(&aws, &id).await;
-            (id, r)
-        });
+        spawn_read(&mut reads, aws, id);
     }
     while let Some(j) = discovery.join_next().await {
         let (kind, r) = j.expect("discovery task does not panic");
@@ -61,32 +79,25 @@ pub async fn observe(aws: &Aws, stack: &str, ids: &[ResourceId]) -> Result<Obser
     }
     let wanted: BTreeSet<&ResourceId> = ids.iter().collect();
     for id in observed.discovered.iter().filter(|id| !wanted.contains(id)) {
-        let (aws, id) = (aws.clone(), id.clone());
-        reads.spawn(async move {
-            let r = resources::read(&aws, &id).await;
-            (id, r)
-        });
+        spawn_read(&mut reads, aws, id);
     }
-    while let Some(j) = reads.join_next().await {
-        let (id, r) = j.expect("read task does not panic");
-        let live = r.map_err(|source| EngineError::Read { id: id.to_string(), source })?;
-        observed.live.insert(id, live);
-    }
+    observed.live = collect(reads).await?;
     Ok(observed)
 }
 
-/// The ids whose live state no longer matches the fingerprints recorded in `plan`.
+/// The ids whose live state no longer matches the fingerprints recorded in `plan` (read in
+/// parallel, like `observe`).
 pub async fn moved_since(aws: &Aws, plan: &Plan) -> Result<Vec<String>, EngineError> {
-    let mut moved = Vec::new();
-    for (id_text, fp) in &plan.observed {
-        let Some(id) = parse_id(id_text) else { continue };
-        let live =
-            resources::read(aws, &id).await.map_err(|source| EngineError::Read { id: id_text.clone(), source })?;
-        if &fingerprint(live.as_ref()) != fp {
-            moved.push(id_text.clone());
-        }
+    let mut reads = Reads::new();
+    for id in plan.observed.keys().filter_map(|t| parse_id(t)) {
+        spawn_read(&mut reads, aws, &id);
     }
-    Ok(moved)
+    let live = collect(reads).await?;
+    Ok(live
+        .iter()
+        .filter(|(id, l)| plan.observed.get(&id.to_string()) != Some(&fingerprint(l.as_ref())))
+        .map(|(id, _)| id.to_string())
+        .collect())
 }
 
 fn parse_id(s: &str) -> Option<ResourceId> {
