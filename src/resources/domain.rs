@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use aws_sdk_opensearch::types::{
-    ClusterConfig, DomainEndpointOptions, EbsOptions, EncryptionAtRestOptions, NodeToNodeEncryptionOptions,
-    OpenSearchPartitionInstanceType, Tag, TlsSecurityPolicy, VolumeType,
+    ClusterConfig, DomainEndpointOptions, DomainStatus, EbsOptions, EncryptionAtRestOptions,
+    NodeToNodeEncryptionOptions, OpenSearchPartitionInstanceType, Tag, TlsSecurityPolicy, VolumeType,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -78,15 +78,24 @@ pub struct Update {
     pub tags: TagUpdate,
 }
 
-pub async fn read(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError> {
-    let out = match aws.opensearch.describe_domain().domain_name(name).send().await {
-        Ok(o) => o,
+/// DescribeDomain alone; `None` when the domain does not exist.
+async fn describe(aws: &Aws, name: &str) -> Result<Option<DomainStatus>, AwsError> {
+    match aws.opensearch.describe_domain().domain_name(name).send().await {
+        Ok(o) => Ok(o.domain_status),
         Err(e) => {
             let e = from_sdk("opensearch:DescribeDomain", name, e);
-            return if e.is(ErrorClass::NotFound) { Ok(None) } else { Err(e) };
+            if e.is(ErrorClass::NotFound) {
+                Ok(None)
+            } else {
+                Err(e)
+            }
         }
-    };
-    let Some(d) = out.domain_status() else { return Ok(None) };
+    }
+}
+
+pub async fn read(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError> {
+    let Some(d) = describe(aws, name).await? else { return Ok(None) };
+    let d = &d;
     let cluster = d.cluster_config();
     let ebs = d.ebs_options();
     let tags =
@@ -204,10 +213,13 @@ fn os_tags(tags: &Tags) -> Vec<Tag> {
 /// Waits until the domain is no longer processing and has an endpoint.
 async fn wait_ready(ctx: &Ctx<'_>, name: &str) -> Result<(), AwsError> {
     ctx.wait_until("domain ready", TIMEOUT, || async {
-        match read(ctx.aws, name).await? {
+        // DescribeDomain only: a wait polls for up to 90 minutes and needs no tags.
+        match describe(ctx.aws, name).await? {
             None => Ok(Some("not visible yet".into())),
-            Some(l) if l.processing => Ok(Some("processing".into())),
-            Some(l) if l.endpoint.is_none() => Ok(Some("waiting for an endpoint".into())),
+            Some(d) if d.processing().unwrap_or(false) => Ok(Some("processing".into())),
+            Some(d) if d.endpoint().is_none() && d.endpoints().map_or(true, |m| m.is_empty()) => {
+                Ok(Some("waiting for an endpoint".into()))
+            }
             Some(_) => Ok(None),
         }
     })
@@ -305,7 +317,7 @@ pub async fn execute(ctx: &Ctx<'_>, op: &Op) -> Result<(), AwsError> {
                 .await,
             )?;
             ctx.wait_until("domain deleted", TIMEOUT, || async {
-                Ok(read(ctx.aws, name).await?.map(|_| "deleting".to_string()))
+                Ok(describe(ctx.aws, name).await?.map(|_| "deleting".to_string()))
             })
             .await
         }
