@@ -24,6 +24,13 @@ pub struct Failure {
     pub reason: TypeError,
 }
 
+impl std::fmt::Display for Failure {
+    /// The one log line per failed record: position, id and reason, never the payload.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "record {} ({}) failed: {}", self.position, self.record_id, self.reason)
+    }
+}
+
 /// Transforms every record of `event`. A record that cannot be typed is answered
 /// `ProcessingFailed` with its original data (Firehose then routes it to the failed-documents
 /// prefix) and reported in the returned failures; it never fails the invocation.

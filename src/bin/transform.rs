@@ -19,7 +19,7 @@ async fn main() -> Result<(), Error> {
         // One line per failed record: position, id and reason (field and value), never the
         // whole payload.
         for f in &failures {
-            eprintln!("record {} ({}) failed: {}", f.position, f.record_id, f.reason);
+            eprintln!("{f}");
         }
         eprintln!(
             "processed {} records: {} ok, {} failed",

@@ -94,7 +94,7 @@ pub fn invoke(a: InvokeArgs) -> CliResult {
             .map_err(|e| format!("{} is not a Firehose transformation event: {e}", path.display()))?;
         let (response, failures) = transform::handle(&compiled, &event);
         for f in &failures {
-            eprintln!("record {} ({}) failed: {}", f.position, f.record_id, f.reason);
+            eprintln!("{f}");
         }
         println!("{}", serde_json::to_string_pretty(&response)?);
         return Ok(if failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) });
