@@ -99,6 +99,14 @@ for _name in ("put_record", "put_records"):
     setattr(km.KinesisBackend, _name, _locked)
 
 if __name__ == "__main__":
+    # pipectl addition: AWS-like behaviour (asynchronous states, conflicts, IAM propagation,
+    # quotas, failures, foreign resources) behind PIPECTL_AWS_LIKE, plus always-on gap fixes
+    # and the /_pipectl control endpoint; see scripts/aws_like.py.
+    sys.dont_write_bytecode = True  # no scripts/__pycache__ in the work tree
+    import aws_like
+
+    aws_like.install()
+
     from moto.server import main
 
     sys.exit(main())

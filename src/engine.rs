@@ -23,10 +23,9 @@ pub enum EngineError {
         #[source]
         source: AwsError,
     },
-    #[error("looking for resources tagged as owned by stack {stack} ({kind})")]
+    #[error("looking for resources tagged as owned by stack {stack}")]
     Discover {
         stack: String,
-        kind: &'static str,
         #[source]
         source: AwsError,
     },
@@ -56,33 +55,43 @@ async fn collect(mut reads: Reads) -> Result<BTreeMap<ResourceId, Option<resourc
 
 /// Reads every id in `ids` and, by tag, every resource the stack owns; all in parallel.
 pub async fn observe(aws: &Aws, stack: &str, ids: &[ResourceId]) -> Result<Observed, EngineError> {
-    let mut discovery = JoinSet::new();
-    for kind in Kind::ALL {
+    let discovery = {
         let (aws, stack) = (aws.clone(), stack.to_string());
-        discovery.spawn(async move {
-            let r = resources::discover(&aws, kind, &stack).await;
-            (kind, r)
-        });
-    }
+        tokio::spawn(async move { resources::discover(&aws, &stack).await })
+    };
     let mut observed = Observed::default();
     let mut reads = Reads::new();
     for id in ids {
         spawn_read(&mut reads, aws, id);
     }
-    while let Some(j) = discovery.join_next().await {
-        let (kind, r) = j.expect("discovery task does not panic");
-        let names =
-            r.map_err(|source| EngineError::Discover { stack: stack.to_string(), kind: kind.label(), source })?;
-        for n in names {
-            observed.discovered.insert(ResourceId::new(kind, n));
-        }
-    }
+    let found = discovery
+        .await
+        .expect("discovery task does not panic")
+        .map_err(|source| EngineError::Discover { stack: stack.to_string(), source })?;
+    observed.discovered.extend(found);
     let wanted: BTreeSet<&ResourceId> = ids.iter().collect();
     for id in observed.discovered.iter().filter(|id| !wanted.contains(id)) {
         spawn_read(&mut reads, aws, id);
     }
     observed.live = collect(reads).await?;
     Ok(observed)
+}
+
+/// Asks AWS how each update will be carried out (dry runs, which change nothing) and notes it
+/// on the step, for display: a domain change that runs as a blue/green deployment takes hours
+/// and doubles the nodes meanwhile. The plan's operations are not touched.
+pub async fn assess(aws: &Aws, plan: &mut Plan) -> Result<(), EngineError> {
+    for step in &mut plan.steps {
+        for op in &step.ops {
+            let found = resources::deployment(aws, op)
+                .await
+                .map_err(|source| EngineError::Read { id: step.id.to_string(), source })?;
+            if let Some((kind, message)) = found {
+                step.deployment = Some(crate::plan::Deployment { kind, message });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The ids whose live state no longer matches the fingerprints recorded in `plan` (read in
@@ -104,6 +113,24 @@ fn parse_id(s: &str) -> Option<ResourceId> {
     let (kind, name) = s.split_once('.')?;
     let kind = Kind::ALL.into_iter().find(|k| k.label() == kind)?;
     Some(ResourceId::new(kind, name))
+}
+
+/// The ownership check a step asks for, right before its operations: the tag is read again.
+async fn still_owned(aws: &Aws, id: &ResourceId, stack: &str) -> Result<(), AwsError> {
+    let tags = resources::read_tags(aws, id).await?;
+    if resources::owned_by(&tags, stack) {
+        return Ok(());
+    }
+    let now = match tags.get(crate::spec::STACK_TAG) {
+        Some(other) => format!("now tagged for stack {other:?}"),
+        None => format!("no longer tagged {}={stack}", crate::spec::STACK_TAG),
+    };
+    Err(AwsError::local(
+        "ownership check",
+        &id.to_string(),
+        "NotOwned",
+        format!("{now} since the plan was made; refusing to touch it (run plan again)"),
+    ))
 }
 
 /// What happened to each step.
@@ -155,12 +182,15 @@ pub async fn execute(aws: &Aws, plan: &Plan, obs: Arc<dyn Observer>, timing: Tim
                             action: format!("{:?}", step.action).to_lowercase(),
                         });
                         let start = Instant::now();
-                        let mut result = Ok(());
+                        let mut result = match &step.require_owner {
+                            Some(stack) => still_owned(&aws, &step.id, stack).await,
+                            None => Ok(()),
+                        };
                         for op in &step.ops {
-                            result = resources::execute(&ctx, op).await;
                             if result.is_err() {
                                 break;
                             }
+                            result = resources::execute(&ctx, op).await;
                         }
                         match &result {
                             Ok(()) => obs.event(Event::Finished { id: id.clone(), elapsed: start.elapsed() }),

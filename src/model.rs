@@ -188,7 +188,11 @@ pub fn resolve(spec: &Spec, cx: &Context) -> Vec<Desired> {
             bucket_arn: bucket_arn.clone(),
             failed_prefix: pl.delivery.failed_prefix.clone(),
             function_name: pl.transform.function.clone(),
-            processor: delivery::processor_params(&function_arn(&pl.transform.function), &fh_role_arn),
+            processor: delivery::processor_params(
+                &function_arn(&pl.transform.function),
+                &fh_role_arn,
+                delivery::processor_buffer(pl.delivery.buffering.size_mb, pl.delivery.buffering.interval_s),
+            ),
             tags: tags.clone(),
         }));
     }

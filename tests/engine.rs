@@ -42,7 +42,7 @@ fn artifacts() -> String {
 /// The full lifecycle for one stack file; `edits` turn the spec into its edited form and
 /// `expected` lists exactly the changes the plan must show.
 async fn lifecycle(stack: &str, resources: usize, edits: &[(&str, &str)], expected: &[(&str, &[&str])]) {
-    let m = Moto::start();
+    let m = Moto::aws_like();
     let dir = Scratch::new("lifecycle");
     let text = common::stack_text(stack);
     let spec = dir.write("stack.yaml", &text);
@@ -174,7 +174,8 @@ async fn opensearch_stack_lifecycle() {
         &[
             ("kinesis_stream.DataStream", &["shards", "retention_hours"]),
             ("lambda_function.transform-firehose-data", &["memory_mb"]),
-            ("delivery_stream.firehose", &["buffering.size_mb"]),
+            // The transform's processor buffer follows the destination's (within 1-3 MB).
+            ("delivery_stream.firehose", &["buffering.size_mb", "processing.BufferSizeInMBs"]),
         ],
     )
     .await;
@@ -199,7 +200,15 @@ async fn elasticsearch_stack_lifecycle() {
         &[
             ("kinesis_stream.city-crime", &["shards", "retention_hours"]),
             ("lambda_function.city-crime-transform", &["memory_mb"]),
-            ("delivery_stream.city-crime-delivery", &["buffering.size_mb", "buffering.interval_s"]),
+            (
+                "delivery_stream.city-crime-delivery",
+                &[
+                    "buffering.size_mb",
+                    "buffering.interval_s",
+                    "processing.BufferIntervalInSeconds",
+                    "processing.BufferSizeInMBs",
+                ],
+            ),
         ],
     )
     .await;
@@ -207,7 +216,7 @@ async fn elasticsearch_stack_lifecycle() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn unowned_same_name_is_refused_before_any_change() {
-    let m = Moto::start();
+    let m = Moto::aws_like();
     let dir = Scratch::new("conflict");
     let spec = dir.write("stack.yaml", &common::stack_text("crime-data.yaml"));
     let kinesis = aws_sdk_kinesis::Client::new(&m.sdk().await);
@@ -237,7 +246,7 @@ async fn unowned_same_name_is_refused_before_any_change() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn saved_plan_applies_exactly_and_refuses_when_stale() {
-    let m = Moto::start();
+    let m = Moto::aws_like();
     let dir = Scratch::new("saved");
     let spec = dir.write("stack.yaml", &common::stack_text("crime-data.yaml"));
     let art = artifacts();
@@ -272,7 +281,7 @@ async fn saved_plan_applies_exactly_and_refuses_when_stale() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn apply_without_terminal_or_yes_refuses() {
-    let m = Moto::start();
+    let m = Moto::aws_like();
     let dir = Scratch::new("noyes");
     let spec = dir.write("stack.yaml", &common::stack_text("crime-data.yaml"));
     let out = m.pipectl(&["apply", "-f", &spec, "--artifacts", &artifacts()]).code(1);
@@ -307,7 +316,7 @@ async fn invalid_spec_fails_before_any_aws_call() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn replacement_needs_allow_replace_and_removed_pipelines_are_deleted() {
-    let m = Moto::start();
+    let m = Moto::aws_like();
     let dir = Scratch::new("replace");
     let text = common::stack_text("two-feeds-es.yaml");
     let spec = dir.write("stack.yaml", &text);
@@ -343,7 +352,12 @@ async fn replacement_needs_allow_replace_and_removed_pipelines_are_deleted() {
         ("lambda_function.city-sensors-transform".into(), "delete".into(), vec![]),
     ];
     assert_eq!(got, want, "{}", out.stdout);
-    m.pipectl(&["apply", "-f", &spec3, "--yes", "--artifacts", &art]).ok();
+    // The stream and the delivery stream hold data: deleting them needs --allow-delete.
+    let out = m.pipectl(&["apply", "-f", &spec3, "--yes", "--artifacts", &art]).code(1);
+    assert!(out.stderr.contains("without --allow-delete, nothing was changed"), "{}", out.stderr);
+    assert!(out.stderr.contains("kinesis_stream.city-sensors (loses records stored"), "{}", out.stderr);
+    assert!(live(&m, Kind::KinesisStream, "city-sensors").await.is_some());
+    m.pipectl(&["apply", "-f", &spec3, "--yes", "--allow-delete", "--artifacts", &art]).ok();
     m.pipectl(&["plan", "-f", &spec3, "--detailed-exitcode", "--artifacts", &art]).code(0);
     assert!(live(&m, Kind::KinesisStream, "city-sensors").await.is_none());
     assert!(live(&m, Kind::KinesisStream, "city-crime").await.is_some());

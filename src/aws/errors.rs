@@ -18,6 +18,10 @@ pub enum ErrorClass {
     NotYetPropagated,
     /// Another change to the resource is in progress; trying again later works.
     Busy,
+    /// A server-side failure or timeout that AWS says to retry (5xx with an error code).
+    Transient,
+    /// The caller may not do or see this (another account's or another team's resource).
+    Denied,
     /// Anything else: retrying will not help.
     Fatal,
 }
@@ -56,6 +60,14 @@ impl StdError for AwsError {
 impl AwsError {
     pub fn is(&self, class: ErrorClass) -> bool {
         self.class == class
+    }
+
+    /// Worth another attempt: throttling, IAM propagation, busy, or a transient AWS failure.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self.class,
+            ErrorClass::Throttled | ErrorClass::NotYetPropagated | ErrorClass::Busy | ErrorClass::Transient
+        )
     }
 
     /// An error raised by pipectl itself about a resource (not an SDK failure).
@@ -104,7 +116,7 @@ where
     } else {
         code
     };
-    let class = classify(&code, &message, status);
+    let class = classify(op, &code, &message, status);
     AwsError {
         op: op.into(),
         resource: resource.into(),
@@ -132,58 +144,97 @@ impl fmt::Display for Cause {
 
 impl StdError for Cause {}
 
-/// The classification table. Codes are the services' documented error codes.
-pub fn classify(code: &str, message: &str, status: Option<u16>) -> ErrorClass {
+/// The classification table. `op` is `service:Action`: some codes mean different things in
+/// different services. Codes are the services' documented error codes; message matching is
+/// used only where AWS gives one code to a transient and a permanent condition.
+pub fn classify(op: &str, code: &str, message: &str, status: Option<u16>) -> ErrorClass {
     let msg = message.to_ascii_lowercase();
+    let service = op.split(':').next().unwrap_or("");
     match code {
-        // Kinesis, Firehose, Lambda, OpenSearch; IAM; S3.
+        // Kinesis, Firehose, Lambda, OpenSearch; IAM; S3 (HeadBucket: a bare 404).
         "ResourceNotFoundException" | "NoSuchEntity" | "NoSuchBucket" | "NotFound" => ErrorClass::NotFound,
         "Throttling"
         | "ThrottlingException"
         | "TooManyRequestsException"
         | "RequestLimitExceeded"
+        | "RequestThrottled"
         | "ProvisionedThroughputExceededException"
-        | "SlowDown"
-        | "LimitExceededException" => {
-            // Kinesis reports control-plane rate limits as LimitExceededException; a quota
-            // (e.g. shard limit) uses the same code with "limit" wording and is not transient.
-            if code == "LimitExceededException" && (msg.contains("quota") || msg.contains("shard limit")) {
-                ErrorClass::Fatal
-            } else {
+        | "SlowDown" => ErrorClass::Throttled,
+        // Kinesis and Firehose answer both their API rate limits ("Rate exceeded for stream
+        // ...", e.g. ListTagsForStream's 5 calls/s per account) and hard quotas with
+        // LimitExceededException: the account's shard quota ("exceed the shard limit for the
+        // account"), UpdateShardCount's 10 scalings per rolling 24 hours and its x2 / half
+        // bounds (Kinesis API reference, UpdateShardCount), Firehose's delivery-stream quota.
+        // Retrying a quota only burns time, so like terraform-provider-aws (kinesis stream
+        // retry predicates) only the rate wording, and Kinesis's "simultaneously be in CREATING
+        // or DELETING" (a bounded number of streams changing at once), count as throttling.
+        "LimitExceededException" if matches!(service, "kinesis" | "firehose") => {
+            if msg.contains("rate exceeded") || msg.contains("simultaneously") {
                 ErrorClass::Throttled
+            } else {
+                ErrorClass::Fatal
             }
         }
+        // OpenSearch (domains/instances per account), Lambda and IAM use LimitExceeded(Exception)
+        // for quotas only; their rate limits are ThrottlingException/Throttling.
+        "LimitExceededException" | "LimitExceeded" => ErrorClass::Fatal,
         // Lambda: a role created seconds ago "cannot be assumed by Lambda" until IAM has
-        // propagated it (minutes at most).
-        "InvalidParameterValueException" if msg.contains("cannot be assumed") => ErrorClass::NotYetPropagated,
-        // Firehose: "Firehose is unable to assume role ..." / "... is not authorized to
-        // perform ..." while a new role or inline policy propagates.
+        // propagated it; a policy just put on it may not apply yet either (terraform-provider-aws
+        // retries CreateFunction on both messages).
+        "InvalidParameterValueException"
+            if service == "lambda"
+                && (msg.contains("cannot be assumed") || msg.contains("execution role does not have permissions")) =>
+        {
+            ErrorClass::NotYetPropagated
+        }
+        // Firehose: "Firehose is unable to assume role ..." and "Verify that the IAM role has
+        // access to the ... domain" while a new role or its inline policy propagates
+        // (terraform-provider-aws retries CreateDeliveryStream/UpdateDestination on these).
         "InvalidArgumentException" | "InvalidArgument"
-            if msg.contains("assume role") || msg.contains("not authorized") || msg.contains("unable to assume") =>
+            if service == "firehose"
+                && (msg.contains("assume role")
+                    || msg.contains("unable to assume")
+                    || msg.contains("not authorized")
+                    || msg.contains("verify that the iam role has access")) =>
         {
             ErrorClass::NotYetPropagated
         }
         // OpenSearch rejects an access policy naming a role IAM does not show yet.
-        "ValidationException" | "InvalidTypeException" if msg.contains("principal") => ErrorClass::NotYetPropagated,
+        "ValidationException" | "InvalidTypeException" if service == "opensearch" && msg.contains("principal") => {
+            ErrorClass::NotYetPropagated
+        }
         "MalformedPolicyDocument" if msg.contains("invalid principal") => ErrorClass::NotYetPropagated,
+        // OpenSearch: one configuration change at a time ("A change/update is in progress"),
+        // and a name stays taken while its previous domain is still being deleted.
+        _ if service == "opensearch" && (msg.contains("in progress") || msg.contains("still being deleted")) => {
+            ErrorClass::Busy
+        }
+        // "Already exists" shares its code with "busy" in Kinesis/Firehose (ResourceInUse) and
+        // Lambda (ResourceConflict); retrying a name clash never helps.
+        "ResourceInUseException" | "ResourceConflictException" if msg.contains("already exist") => ErrorClass::Fatal,
         // Another update is still running on the resource.
-        "ResourceInUseException"
-        | "ResourceConflictException"
-        | "ConcurrentModificationException"
-        | "OperationAbortedException" => ErrorClass::Busy,
-        "HTTP500"
+        "ResourceInUseException" | "ResourceConflictException" | "OperationAbortedException" => ErrorClass::Busy,
+        // Firehose: the version id the plan read is stale; only a new plan helps. IAM uses the
+        // same code for concurrent writes to one entity, which do clear.
+        "ConcurrentModificationException" if service == "firehose" => ErrorClass::Fatal,
+        "ConcurrentModification" | "ConcurrentModificationException" => ErrorClass::Busy,
+        // Server-side failures AWS documents as retryable, and client timeouts.
+        "InternalFailure"
+        | "InternalError"
+        | "InternalServerError"
+        | "InternalServerException"
+        | "InternalException"
+        | "ServiceUnavailable"
+        | "ServiceUnavailableException"
+        | "ServiceFailure"
         | "HTTP502"
         | "HTTP503"
         | "HTTP504"
-        | "InternalFailure"
-        | "ServiceUnavailable"
-        | "InternalServerError"
-        | "ServiceUnavailableException"
-        | "InternalException" => {
-            // moto returns a bare 500 for operations it does not implement; those are not
-            // transient. Real AWS 5xx are retried by the SDK before they get here.
-            ErrorClass::Fatal
-        }
+        | "Timeout" => ErrorClass::Transient,
+        // A bare 500 without an error code: moto's answer to operations it does not implement
+        // (deterministic). AWS always names its 500s (InternalFailure), handled above.
+        "HTTP500" => ErrorClass::Fatal,
+        "AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation" | "HTTP403" => ErrorClass::Denied,
         _ if status == Some(404) && code.is_empty() => ErrorClass::NotFound,
         _ => ErrorClass::Fatal,
     }
@@ -196,41 +247,116 @@ mod tests {
     #[test]
     fn classification_table() {
         use ErrorClass::*;
-        for (code, msg, status, want) in [
-            ("ResourceNotFoundException", "Stream x not found", Some(400), NotFound),
-            ("NoSuchEntity", "The role with name x cannot be found.", Some(404), NotFound),
-            ("NoSuchBucket", "", Some(404), NotFound),
-            ("NotFound", "", Some(404), NotFound),
-            ("ThrottlingException", "Rate exceeded", Some(400), Throttled),
-            ("Throttling", "Rate exceeded", Some(400), Throttled),
-            ("LimitExceededException", "Rate exceeded for stream", Some(400), Throttled),
-            ("LimitExceededException", "This request would exceed the shard limit for the account", Some(400), Fatal),
+        for (op, code, msg, status, want) in [
+            ("kinesis:DescribeStreamSummary", "ResourceNotFoundException", "Stream x not found", Some(400), NotFound),
+            ("iam:GetRole", "NoSuchEntity", "The role with name x cannot be found.", Some(404), NotFound),
+            ("s3:HeadBucket", "NoSuchBucket", "", Some(404), NotFound),
+            ("s3:HeadBucket", "NotFound", "", Some(404), NotFound),
+            ("lambda:GetFunction", "ThrottlingException", "Rate exceeded", Some(429), Throttled),
+            ("iam:GetRole", "Throttling", "Rate exceeded", Some(400), Throttled),
+            ("kinesis:ListTagsForStream", "LimitExceededException", "Rate exceeded for stream x", Some(400), Throttled),
             (
+                "kinesis:CreateStream",
+                "LimitExceededException",
+                "Only 5 streams can simultaneously be in CREATING or DELETING state",
+                Some(400),
+                Throttled,
+            ),
+            (
+                "firehose:ListTagsForDeliveryStream",
+                "LimitExceededException",
+                "Rate exceeded for ListTagsForDeliveryStream",
+                Some(400),
+                Throttled,
+            ),
+            // Hard quotas are not throttling: retrying them only burns time.
+            (
+                "kinesis:CreateStream",
+                "LimitExceededException",
+                "This request would exceed the shard limit for the account",
+                Some(400),
+                Fatal,
+            ),
+            (
+                "kinesis:UpdateShardCount",
+                "LimitExceededException",
+                "Stream s has exceeded the number of UpdateShardCount calls allowed in a rolling 24 hour period",
+                Some(400),
+                Fatal,
+            ),
+            ("opensearch:CreateDomain", "LimitExceededException", "domain limit reached", Some(409), Fatal),
+            ("iam:CreateRole", "LimitExceeded", "Cannot exceed quota for RolesPerAccount", Some(409), Fatal),
+            (
+                "lambda:CreateFunction",
                 "InvalidParameterValueException",
                 "The role defined for the function cannot be assumed by Lambda.",
                 Some(400),
                 NotYetPropagated,
             ),
-            ("InvalidParameterValueException", "Memory must be 128..10240", Some(400), Fatal),
+            ("lambda:CreateFunction", "InvalidParameterValueException", "Memory must be 128..10240", Some(400), Fatal),
             (
+                "firehose:CreateDeliveryStream",
                 "InvalidArgumentException",
-                "Firehose is unable to assume role arn:aws:iam::1:role/r",
+                "Firehose is unable to assume role arn:aws:iam::1:role/r. Please check the role provided.",
                 Some(400),
                 NotYetPropagated,
             ),
             (
+                "firehose:CreateDeliveryStream",
+                "InvalidArgumentException",
+                "Verify that the IAM role has access to the OpenSearch domain.",
+                Some(400),
+                NotYetPropagated,
+            ),
+            (
+                "firehose:CreateDeliveryStream",
                 "InvalidArgumentException",
                 "Exactly one destination configuration is supported for a Firehose",
                 Some(400),
                 Fatal,
             ),
-            ("ResourceInUseException", "Stream is being updated", Some(400), Busy),
-            ("ResourceConflictException", "An update is in progress", Some(409), Busy),
-            ("ConcurrentModificationException", "version mismatch", Some(400), Busy),
-            ("HTTP500", "", Some(500), Fatal),
-            ("AccessDeniedException", "no", Some(403), Fatal),
+            ("kinesis:UpdateShardCount", "ResourceInUseException", "Stream s is being updated", Some(400), Busy),
+            (
+                "kinesis:CreateStream",
+                "ResourceInUseException",
+                "Stream s under account 1 already exists.",
+                Some(400),
+                Fatal,
+            ),
+            (
+                "lambda:UpdateFunctionCode",
+                "ResourceConflictException",
+                "An update is in progress for resource: arn",
+                Some(409),
+                Busy,
+            ),
+            ("lambda:CreateFunction", "ResourceConflictException", "Function already exist: f", Some(409), Fatal),
+            (
+                "opensearch:UpdateDomainConfig",
+                "ValidationException",
+                "A change/update is in progress. Please wait for it to complete before requesting another change.",
+                Some(400),
+                Busy,
+            ),
+            (
+                "opensearch:CreateDomain",
+                "ResourceAlreadyExistsException",
+                "Domain is still being deleted",
+                Some(409),
+                Busy,
+            ),
+            ("opensearch:CreateDomain", "ResourceAlreadyExistsException", "domain exists", Some(409), Fatal),
+            ("firehose:UpdateDestination", "ConcurrentModificationException", "stale version", Some(400), Fatal),
+            ("iam:PutRolePolicy", "ConcurrentModification", "concurrent", Some(409), Busy),
+            ("kinesis:ListStreams", "InternalFailure", "", Some(500), Transient),
+            ("s3:PutBucketTagging", "HTTP503", "", Some(503), Transient),
+            // moto's unimplemented operations: a bare 500, deterministic.
+            ("kinesis:TagResource", "HTTP500", "", Some(500), Fatal),
+            ("lambda:ListTags", "AccessDeniedException", "no", Some(403), Denied),
+            ("s3:GetBucketTagging", "AccessDenied", "Access Denied", Some(403), Denied),
+            ("s3:HeadBucket", "HTTP403", "", Some(403), Denied),
         ] {
-            assert_eq!(classify(code, msg, status), want, "{code}: {msg}");
+            assert_eq!(classify(op, code, msg, status), want, "{op} {code}: {msg}");
         }
     }
 }

@@ -1,6 +1,14 @@
-//! One place that builds the SDK clients: the standard credential/region chain, with the
-//! `--region`/`--profile`/`--endpoint-url` overrides, a call counter for every attempt, and
-//! S3 path-style addressing when an endpoint is overridden (moto and most emulators need it).
+//! One place that builds the SDK clients and makes every control-plane call: the standard
+//! credential/region chain with the `--region`/`--profile`/`--endpoint-url` overrides, a call
+//! counter for every attempt, S3 path-style addressing when an endpoint is overridden (moto and
+//! most emulators need it), and `Aws::call`, the one wrapper that gives an SDK call its error
+//! context and its retries.
+//!
+//! Retries live in exactly one layer. The SDK clients are built with retries disabled, and
+//! `Aws::call` retries what `errors::classify` calls transient (throttling, IAM propagation,
+//! "busy", 5xx, timeouts) up to `Timing::retry_attempts` attempts in all (12 by default,
+//! `PIPECTL_RETRY_ATTEMPTS`), with capped exponential backoff and jitter. So one call makes at
+//! most that many HTTP requests; nothing multiplies it.
 
 pub mod errors;
 pub mod wait;
@@ -17,6 +25,14 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 
 pub use errors::{AwsError, ErrorClass};
+pub use wait::Timing;
+
+use std::error::Error as StdError;
+use std::future::Future;
+
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 /// How to reach AWS.
 #[derive(Debug, Clone, Default)]
@@ -24,7 +40,8 @@ pub struct Target {
     pub region: Option<String>,
     pub profile: Option<String>,
     pub endpoint_url: Option<String>,
-    /// SDK attempts per call (throttling and transient errors are retried by the SDK).
+    /// SDK attempts per call. `None`: 1, since `Aws::call` does the retrying (see the module
+    /// header); the producer also sets 1 and retries per record itself.
     pub max_attempts: Option<u32>,
 }
 
@@ -63,8 +80,11 @@ pub struct Aws {
     pub lambda: aws_sdk_lambda::Client,
     pub s3: aws_sdk_s3::Client,
     pub sts: aws_sdk_sts::Client,
+    pub tagging: aws_sdk_resourcegroupstagging::Client,
     pub region: String,
     pub calls: CallCounter,
+    /// Retry and poll timing for every call made through `call`.
+    pub timing: Timing,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -74,7 +94,7 @@ pub struct NoRegion;
 /// Loads the SDK config: explicit overrides first, then the spec's region, then the chain.
 pub async fn sdk_config(t: &Target, spec_region: Option<&str>) -> Result<aws_config::SdkConfig, NoRegion> {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .retry_config(RetryConfig::standard().with_max_attempts(t.max_attempts.unwrap_or(5)));
+        .retry_config(RetryConfig::standard().with_max_attempts(t.max_attempts.unwrap_or(1)));
     if let Some(p) = &t.profile {
         loader = loader.profile_name(p);
     }
@@ -115,19 +135,47 @@ impl Aws {
             lambda: client!(aws_sdk_lambda),
             s3,
             sts: client!(aws_sdk_sts),
+            tagging: client!(aws_sdk_resourcegroupstagging),
             region: cfg.region().map(|r| r.to_string()).unwrap_or_default(),
             calls,
+            timing: Timing::from_env(),
         }
+    }
+
+    /// Makes one SDK call: `f` builds and sends the request (again on each attempt). Errors
+    /// carry `op` and `resource`; transient ones are retried (see the module header).
+    pub async fn call<T, E, F, Fut>(&self, op: &str, resource: &str, f: F) -> Result<T, AwsError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+    {
+        self.call_observed(op, resource, &|_, _, _| {}, f).await
+    }
+
+    /// `call`, telling `on_retry` about each retry (error, attempt, delay).
+    pub async fn call_observed<T, E, F, Fut>(
+        &self,
+        op: &str,
+        resource: &str,
+        on_retry: &(dyn Fn(&AwsError, u32, std::time::Duration) + Sync),
+        mut f: F,
+    ) -> Result<T, AwsError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+    {
+        wait::retry_loop(&self.timing, on_retry, || {
+            let fut = f();
+            async move { fut.await.map_err(|e| errors::from_sdk(op, resource, e)) }
+        })
+        .await
     }
 
     /// The account id of the caller (STS GetCallerIdentity; aws-config already depends on STS).
     pub async fn account_id(&self) -> Result<String, AwsError> {
-        let out = self
-            .sts
-            .get_caller_identity()
-            .send()
-            .await
-            .map_err(|e| errors::from_sdk("sts:GetCallerIdentity", "caller", e))?;
+        let out = self.call("sts:GetCallerIdentity", "caller", || self.sts.get_caller_identity().send()).await?;
         Ok(out.account().unwrap_or_default().to_string())
     }
 }

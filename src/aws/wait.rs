@@ -4,7 +4,11 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use super::errors::{AwsError, ErrorClass};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+use super::errors::AwsError;
 use crate::events::{Event, Observer};
 
 /// Timing knobs. Tests shorten them through the environment; defaults suit real AWS.
@@ -35,6 +39,35 @@ impl Timing {
     }
 }
 
+/// Runs `f`, retrying the transient error classes (throttling, IAM propagation, busy, 5xx)
+/// with capped exponential backoff and jitter, `timing.retry_attempts` attempts in all.
+pub async fn retry_loop<T, F, Fut>(
+    timing: &Timing,
+    on_retry: &(dyn Fn(&AwsError, u32, Duration) + Sync),
+    mut f: F,
+) -> Result<T, AwsError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, AwsError>>,
+{
+    let mut attempt = 0;
+    loop {
+        match f().await {
+            Ok(v) => return Ok(v),
+            Err(e) if e.is_transient() && attempt + 1 < timing.retry_attempts => {
+                attempt += 1;
+                let exp = timing.retry_base.saturating_mul(1 << attempt.min(16));
+                let cap = exp.min(timing.retry_cap);
+                // Half fixed, half jitter: spreads the retries of parallel steps.
+                let delay = cap / 2 + cap.mul_f64(fastrand::f64() / 2.0);
+                on_retry(&e, attempt, delay);
+                tokio::time::sleep(delay).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// What a step needs to call AWS and report progress.
 pub struct Ctx<'a> {
     pub aws: &'a super::Aws,
@@ -48,37 +81,35 @@ impl Ctx<'_> {
         self.obs.event(Event::Note { id: self.id.to_string(), message: message.into() });
     }
 
-    /// Runs `f`, retrying throttling, IAM propagation and "busy" errors with backoff.
-    pub async fn retry<T, F, Fut>(&self, what: &str, mut f: F) -> Result<T, AwsError>
+    /// Makes one SDK call through `Aws::call`, reporting each retry as an event.
+    pub async fn call<T, E, F, Fut>(&self, op: &str, resource: &str, f: F) -> Result<T, AwsError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let report = |e: &AwsError, attempt: u32, delay: Duration| self.retrying(op, e, attempt, delay);
+        self.aws.call_observed(op, resource, &report, f).await
+    }
+
+    fn retrying(&self, what: &str, e: &AwsError, attempt: u32, delay: Duration) {
+        self.obs.event(Event::Retrying {
+            id: self.id.to_string(),
+            what: what.to_string(),
+            error: e.to_string(),
+            attempt,
+            delay,
+        });
+    }
+
+    /// Runs `f` (which already maps its errors), retrying the transient classes with backoff.
+    pub async fn retry<T, F, Fut>(&self, what: &str, f: F) -> Result<T, AwsError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, AwsError>>,
     {
-        let mut attempt = 0;
-        loop {
-            match f().await {
-                Ok(v) => return Ok(v),
-                Err(e)
-                    if matches!(e.class, ErrorClass::Throttled | ErrorClass::NotYetPropagated | ErrorClass::Busy)
-                        && attempt + 1 < self.timing.retry_attempts =>
-                {
-                    attempt += 1;
-                    let exp = self.timing.retry_base.saturating_mul(1 << attempt.min(16));
-                    let cap = exp.min(self.timing.retry_cap);
-                    // Half fixed, half jitter: spreads retries of parallel steps.
-                    let delay = cap / 2 + cap.mul_f64(fastrand::f64() / 2.0);
-                    self.obs.event(Event::Retrying {
-                        id: self.id.to_string(),
-                        what: what.to_string(),
-                        error: e.to_string(),
-                        attempt,
-                        delay,
-                    });
-                    tokio::time::sleep(delay).await;
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        let report = |e: &AwsError, attempt: u32, delay: Duration| self.retrying(what, e, attempt, delay);
+        retry_loop(&self.timing, &report, f).await
     }
 
     /// Polls `check` until it answers `Ok(None)` (ready) or `timeout` passes; `Ok(Some(s))`
@@ -150,8 +181,8 @@ mod tests {
     }
 
     fn err(code: &str, message: &str) -> AwsError {
-        let mut e = AwsError::local("op", "r", code, message);
-        e.class = classify(code, message, Some(400));
+        let mut e = AwsError::local("lambda:CreateFunction", "r", code, message);
+        e.class = classify("lambda:CreateFunction", code, message, Some(400));
         e
     }
 

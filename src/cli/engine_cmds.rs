@@ -65,6 +65,10 @@ pub struct ApplyArgs {
     /// Allow replacing a domain or a stream (their data is lost).
     #[arg(long)]
     pub allow_replace: bool,
+    /// Allow deleting data-holding resources the spec no longer names (stream, domain,
+    /// delivery stream, bucket): their data is lost.
+    #[arg(long)]
+    pub allow_delete: bool,
     /// Directory with transform.zip (default: dist/ in the sources; built when missing).
     #[arg(long, value_name = "DIR")]
     pub artifacts: Option<PathBuf>,
@@ -154,7 +158,9 @@ async fn make_plan(p: &Prepared, opts: Options) -> Result<Plan, engine::EngineEr
     let ids: Vec<_> = p.desired.iter().map(Desired::id).collect();
     let observed = engine::observe(&p.aws, &p.stack, &ids).await?;
     let t = PlanTarget { stack: &p.stack, region: &p.aws.region, account: &p.account };
-    Ok(build(&t, &p.desired, &observed, opts))
+    let mut plan = build(&t, &p.desired, &observed, opts);
+    engine::assess(&p.aws, &mut plan).await?;
+    Ok(plan)
 }
 
 fn stats(aws: &Aws, start: Instant) {
@@ -222,7 +228,11 @@ async fn run(aws: &Aws, plan: &Plan, start: Instant) -> CliResult {
     Err(format!("{verb} did not finish; run `pipectl plan` to see what is left:{msg}").into())
 }
 
-fn check_applicable(plan: &Plan, allow_replace: bool) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+fn check_applicable(
+    plan: &Plan,
+    allow_replace: bool,
+    allow_delete: bool,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     if !plan.conflicts.is_empty() {
         let list: Vec<String> = plan.conflicts.iter().map(|c| format!("  {}", c.message)).collect();
         return Err(format!(
@@ -239,6 +249,16 @@ fn check_applicable(plan: &Plan, allow_replace: bool) -> Result<(), Box<dyn std:
         return Err(
             format!("refusing to replace without --allow-replace, nothing was changed:\n{}", list.join("\n")).into()
         );
+    }
+    let deleting = plan.data_losing_deletes();
+    if !deleting.is_empty() && !allow_delete {
+        let list: Vec<String> =
+            deleting.iter().map(|s| format!("  {} (loses {})", s.id, s.data_loss.as_deref().unwrap_or(""))).collect();
+        return Err(format!(
+            "refusing to delete what the spec no longer names without --allow-delete, nothing was changed:\n{}",
+            list.join("\n")
+        )
+        .into());
     }
     Ok(())
 }
@@ -281,7 +301,7 @@ pub async fn apply(g: &Global, a: ApplyArgs) -> CliResult {
         (p.aws, plan)
     };
     println!("{}", render::text(&plan));
-    check_applicable(&plan, a.allow_replace)?;
+    check_applicable(&plan, a.allow_replace, a.allow_delete)?;
     if plan.is_empty() {
         stats(&aws, start);
         return Ok(ExitCode::SUCCESS);

@@ -46,6 +46,7 @@ pub fn build(t: &Target<'_>, desired: &[Desired], observed: &Observed, opts: Opt
     let mut steps: Vec<Step> = Vec::new();
     let mut conflicts = Vec::new();
     let mut left_alone = Vec::new();
+    let mut kept = Vec::new();
     let wanted: BTreeSet<ResourceId> = desired.iter().map(Desired::id).collect();
     let live_of = |id: &ResourceId| observed.live.get(id).and_then(Option::as_ref);
 
@@ -60,10 +61,16 @@ pub fn build(t: &Target<'_>, desired: &[Desired], observed: &Observed, opts: Opt
                         depends_on: vec![],
                         changes: creation_summary(d),
                         data_loss: None,
+                        deployment: None,
+                        require_owner: None,
                         ops: vec![d.create_op()],
                     });
                     continue;
                 };
+                if let Some(why) = live.blocker() {
+                    conflicts.push(Conflict { id: id.clone(), message: format!("{id}: {why}") });
+                    continue;
+                }
                 let owned = owned_by(live.tags(), t.stack);
                 if !owned && !opts.adopt {
                     let owner = live
@@ -82,24 +89,55 @@ pub fn build(t: &Target<'_>, desired: &[Desired], observed: &Observed, opts: Opt
                     continue;
                 }
                 let replace = changes.iter().any(|c| c.forces_replace);
+                // A resource replaced only because AWS failed it (a delivery stream that never
+                // became ACTIVE, a function Lambda could not set up, a domain already being
+                // deleted) holds nothing that the replacement loses.
+                let failed_only = changes.iter().filter(|c| c.forces_replace).all(|c| is_health(&c.attr));
                 let (action, ops, data_loss) = if replace {
                     (
                         Action::Replace,
                         vec![live.delete_op(&id, false), d.create_op()],
-                        id.kind.data_loss().map(str::to_string),
+                        id.kind.data_loss().filter(|_| !failed_only).map(str::to_string),
                     )
                 } else {
                     (if owned { Action::Update } else { Action::Adopt }, vec![update_op(d, live)], None)
                 };
-                steps.push(Step { id, action, depends_on: vec![], changes, data_loss, ops });
+                // An adoption takes over an unowned resource on purpose; everything else may only
+                // touch what is still ours when the step runs.
+                let require_owner = (action != Action::Adopt).then(|| t.stack.to_string());
+                steps.push(Step {
+                    id,
+                    action,
+                    depends_on: vec![],
+                    changes,
+                    data_loss,
+                    deployment: None,
+                    require_owner,
+                    ops,
+                });
             }
             for id in &observed.discovered {
                 if wanted.contains(id) {
                     continue;
                 }
-                if let Some(live) = live_of(id) {
-                    steps.push(delete_step(id, live, opts.purge));
+                // The Tagging API may lag behind a tag removed since: the live tags decide.
+                let Some(live) = live_of(id).filter(|l| owned_by(l.tags(), t.stack)) else { continue };
+                // A bucket dropped from the spec that still holds failed documents is kept (a
+                // delete would fail on every apply); `destroy --purge` removes it.
+                if let Live::S3Bucket(b) = live {
+                    if b.objects > 0 {
+                        kept.push(Conflict {
+                            id: id.clone(),
+                            message: format!(
+                                "{id} is no longer in the spec but holds {}{} object(s) (failed documents): kept; inspect them, then delete it yourself or run destroy --purge",
+                                b.objects,
+                                if b.objects_truncated { "+" } else { "" }
+                            ),
+                        });
+                        continue;
+                    }
                 }
+                steps.push(delete_step(t.stack, id, live, opts.purge));
             }
         }
         Mode::Destroy => {
@@ -114,8 +152,8 @@ pub fn build(t: &Target<'_>, desired: &[Desired], observed: &Observed, opts: Opt
                 }
             }
             for id in &ids {
-                if let Some(live) = live_of(id) {
-                    steps.push(delete_step(id, live, opts.purge));
+                if let Some(live) = live_of(id).filter(|l| owned_by(l.tags(), t.stack)) {
+                    steps.push(delete_step(t.stack, id, live, opts.purge));
                 }
             }
         }
@@ -131,12 +169,21 @@ pub fn build(t: &Target<'_>, desired: &[Desired], observed: &Observed, opts: Opt
         steps,
         conflicts,
         left_alone,
+        kept,
         observed: observed.live.iter().map(|(id, l)| (id.to_string(), fingerprint(l.as_ref()))).collect(),
     }
 }
 
-fn delete_step(id: &ResourceId, live: &Live, purge: bool) -> Step {
+/// The attributes a kind's diff uses to report a failed resource (see `Live::problem` of
+/// delivery, function and domain).
+fn is_health(attr: &str) -> bool {
+    matches!(attr, "status" | "state")
+}
+
+fn delete_step(stack: &str, id: &ResourceId, live: &Live, purge: bool) -> Step {
     Step {
+        require_owner: Some(stack.to_string()),
+        deployment: None,
         id: id.clone(),
         action: Action::Delete,
         depends_on: vec![],

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::resources::{Change, Live, Op, ResourceId};
 
 /// Bumped on any incompatible change of the serialised form.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -58,8 +58,31 @@ pub struct Step {
     /// For display: what is lost (delete, replace).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_loss: Option<String>,
+    /// How AWS says it will carry the change out (OpenSearch's dry run), for display.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment: Option<Deployment>,
+    /// Re-read the resource's tags right before the operations and refuse unless this stack
+    /// still owns it (updates, replacements, deletes of owned resources). The plan was made
+    /// from a read that may be minutes old; a resource someone took over since is not touched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_owner: Option<String>,
     /// The operations, executed in order.
     pub ops: Vec<Op>,
+}
+
+/// What AWS answered to a dry run of an update.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Deployment {
+    /// `Blue/Green`, `DynamicUpdate`, `None` or `Undetermined`, as AWS names it.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub message: String,
+}
+
+impl Deployment {
+    pub fn is_blue_green(&self) -> bool {
+        self.kind == "Blue/Green"
+    }
 }
 
 /// A resource with a spec name that the stack does not own.
@@ -80,6 +103,9 @@ pub struct Plan {
     pub conflicts: Vec<Conflict>,
     /// Destroy: same-named resources the stack does not own, which it leaves alone.
     pub left_alone: Vec<ResourceId>,
+    /// Resources the stack owns but no longer wants, kept on purpose (why, for display).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kept: Vec<Conflict>,
     /// Fingerprint of the live state of every resource read, to refuse a stale saved plan.
     pub observed: BTreeMap<String, String>,
 }
@@ -114,12 +140,22 @@ impl Plan {
     pub fn data_losing_replacements(&self) -> Vec<&Step> {
         self.steps.iter().filter(|s| s.action == Action::Replace && s.data_loss.is_some()).collect()
     }
+
+    /// Deletions of data-holding resources in an apply (a pipeline, stream, domain or bucket
+    /// dropped or renamed in the spec): `apply` needs `--allow-delete`. Destroy is explicit.
+    pub fn data_losing_deletes(&self) -> Vec<&Step> {
+        if self.mode == Mode::Destroy {
+            return vec![];
+        }
+        self.steps.iter().filter(|s| s.action == Action::Delete && s.data_loss.is_some()).collect()
+    }
 }
 
-/// A short, stable fingerprint of a resource's live state (or its absence).
+/// A short fingerprint of the part of a resource's live state a plan depends on (or of its
+/// absence): see `Live::stable`.
 pub fn fingerprint(live: Option<&Live>) -> String {
     use sha2::{Digest, Sha256};
-    let text = serde_json::to_string(&live).unwrap_or_default();
+    let text = serde_json::to_string(&live.map(Live::stable)).unwrap_or_default();
     let h = Sha256::digest(text.as_bytes());
     h.iter().take(8).map(|b| format!("{b:02x}")).collect()
 }

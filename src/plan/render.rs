@@ -72,6 +72,17 @@ pub fn text(plan: &Plan) -> String {
         if let Some(loss) = &s.data_loss {
             let _ = writeln!(o, "      ! loses: {loss}");
         }
+        if let Some(d) = &s.deployment {
+            let what = if d.is_blue_green() {
+                "a blue/green deployment: can take hours, and runs twice the nodes until it ends"
+            } else if d.kind == "DynamicUpdate" {
+                "a dynamic update: no blue/green deployment"
+            } else {
+                "AWS could not tell in advance"
+            };
+            let msg = if d.message.is_empty() { String::new() } else { format!(" ({})", d.message) };
+            let _ = writeln!(o, "      deployment: {} - {what}{msg}", d.kind);
+        }
         for c in &s.changes {
             let mark = if c.forces_replace { "   # forces replacement" } else { "" };
             if s.action == Action::Create {
@@ -94,6 +105,12 @@ pub fn text(plan: &Plan) -> String {
     }
     for id in &plan.left_alone {
         let _ = writeln!(o, "\n  = {id}  (not owned by stack {}: left alone)", plan.stack);
+    }
+    for k in &plan.kept {
+        let _ = writeln!(o, "\n  = {}  (kept)\n      {}", k.id, k.message);
+    }
+    if !plan.data_losing_deletes().is_empty() {
+        let _ = writeln!(o, "\n  ! apply deletes data-holding resources only with --allow-delete");
     }
     let _ = writeln!(o);
     if plan.is_empty() {

@@ -11,17 +11,17 @@ use aws_sdk_firehose::types::{
     AmazonopensearchserviceBufferingHints, AmazonopensearchserviceDestinationConfiguration,
     AmazonopensearchserviceDestinationUpdate, AmazonopensearchserviceIndexRotationPeriod,
     AmazonopensearchserviceRetryOptions, AmazonopensearchserviceS3BackupMode, BufferingHints, CompressionFormat,
-    DeliveryStreamType, ElasticsearchBufferingHints, ElasticsearchDestinationConfiguration,
+    DeliveryStreamDescription, DeliveryStreamType, ElasticsearchBufferingHints, ElasticsearchDestinationConfiguration,
     ElasticsearchDestinationUpdate, ElasticsearchIndexRotationPeriod, ElasticsearchRetryOptions,
     ElasticsearchS3BackupMode, KinesisStreamSourceConfiguration, ProcessingConfiguration, Processor,
     ProcessorParameter, ProcessorParameterName, ProcessorType, S3DestinationConfiguration, S3DestinationUpdate, Tag,
 };
 use serde::{Deserialize, Serialize};
 
-use super::{cmp, tag_change, Change, TagUpdate, Tags};
-use crate::aws::errors::{from_sdk, gone_ok};
+use super::{cmp, found, tag_change, Change, TagUpdate, Tags};
+use crate::aws::errors::gone_ok;
 use crate::aws::wait::Ctx;
-use crate::aws::{Aws, AwsError, ErrorClass};
+use crate::aws::{Aws, AwsError};
 use crate::spec::EngineFamily;
 
 const TIMEOUT: Duration = Duration::from_secs(15 * 60);
@@ -57,6 +57,9 @@ pub struct Live {
     pub name: String,
     pub arn: String,
     pub status: String,
+    /// FailureDescription of a CREATING_FAILED / DELETING_FAILED stream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
     pub version_id: String,
     pub destination_id: String,
     pub source_stream_arn: Option<String>,
@@ -96,13 +99,24 @@ pub struct Update {
     pub tags: TagUpdate,
 }
 
-pub fn processor_params(function_arn: &str, role_arn: &str) -> BTreeMap<String, String> {
+/// The Lambda processor's own buffer limits (Firehose API reference, ProcessorParameter:
+/// BufferSizeInMBs 0.2-3, BufferIntervalInSeconds 60-900). Firehose hands the function at
+/// most this much per invocation; the destination's buffering applies after it.
+pub const PROCESSOR_MAX_MB: u32 = 3;
+pub const PROCESSOR_INTERVAL_S: (u32, u32) = (60, 900);
+
+/// The processor buffer for a destination buffering: the spec's, within the processor's limits.
+pub fn processor_buffer(size_mb: u32, interval_s: u32) -> (u32, u32) {
+    (size_mb.clamp(1, PROCESSOR_MAX_MB), interval_s.clamp(PROCESSOR_INTERVAL_S.0, PROCESSOR_INTERVAL_S.1))
+}
+
+pub fn processor_params(function_arn: &str, role_arn: &str, buffer: (u32, u32)) -> BTreeMap<String, String> {
     BTreeMap::from([
         ("LambdaArn".to_string(), format!("{function_arn}:$LATEST")),
         ("NumberOfRetries".to_string(), "3".to_string()),
         ("RoleArn".to_string(), role_arn.to_string()),
-        ("BufferSizeInMBs".to_string(), "1".to_string()),
-        ("BufferIntervalInSeconds".to_string(), "60".to_string()),
+        ("BufferSizeInMBs".to_string(), buffer.0.to_string()),
+        ("BufferIntervalInSeconds".to_string(), buffer.1.to_string()),
     ])
 }
 
@@ -135,20 +149,29 @@ macro_rules! read_dest {
     }};
 }
 
+async fn describe(aws: &Aws, name: &str) -> Result<Option<DeliveryStreamDescription>, AwsError> {
+    let out = found(
+        aws.call("firehose:DescribeDeliveryStream", name, || {
+            aws.firehose.describe_delivery_stream().delivery_stream_name(name).send()
+        })
+        .await,
+    )?;
+    Ok(out.and_then(|o| o.delivery_stream_description))
+}
+
+/// `TYPE: details` of a failed creation or deletion (FailureDescription, Firehose API reference).
+fn failure(d: &DeliveryStreamDescription) -> Option<String> {
+    d.failure_description().map(|f| format!("{}: {}", f.r#type().as_str(), f.details()))
+}
+
 pub async fn read(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError> {
-    let out = match aws.firehose.describe_delivery_stream().delivery_stream_name(name).send().await {
-        Ok(o) => o,
-        Err(e) => {
-            let e = from_sdk("firehose:DescribeDeliveryStream", name, e);
-            return if e.is(ErrorClass::NotFound) { Ok(None) } else { Err(e) };
-        }
-    };
-    let Some(d) = out.delivery_stream_description() else { return Ok(None) };
+    let Some(d) = describe(aws, name).await? else { return Ok(None) };
     let source = d.source().and_then(|s| s.kinesis_stream_source_description());
     let mut live = Live {
         name: name.to_string(),
         arn: d.delivery_stream_arn().to_string(),
         status: d.delivery_stream_status().as_str().to_string(),
+        failure: failure(&d),
         version_id: d.version_id().to_string(),
         destination_id: String::new(),
         source_stream_arn: source.and_then(|s| s.kinesis_stream_arn()).map(str::to_string),
@@ -179,16 +202,19 @@ pub async fn read(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError> {
     Ok(Some(live))
 }
 
-async fn read_tags(aws: &Aws, name: &str) -> Result<Tags, AwsError> {
+/// The delivery stream's tags. ListTagsForDeliveryStream allows 5 calls per second per account
+/// (Firehose quotas): `Aws::call` retries its LimitExceededException as throttling.
+pub async fn read_tags(aws: &Aws, name: &str) -> Result<Tags, AwsError> {
     let pairs = super::exclusive_start_pages(|start| async move {
         let out = aws
-            .firehose
-            .list_tags_for_delivery_stream()
-            .delivery_stream_name(name)
-            .set_exclusive_start_tag_key(start)
-            .send()
-            .await
-            .map_err(|e| from_sdk("firehose:ListTagsForDeliveryStream", name, e))?;
+            .call("firehose:ListTagsForDeliveryStream", name, || {
+                aws.firehose
+                    .list_tags_for_delivery_stream()
+                    .delivery_stream_name(name)
+                    .set_exclusive_start_tag_key(start.clone())
+                    .send()
+            })
+            .await?;
         let items: Vec<(String, String)> =
             out.tags().iter().map(|t| (t.key().to_string(), t.value().unwrap_or_default().to_string())).collect();
         let last = items.last().map(|(k, _)| k.clone());
@@ -198,21 +224,14 @@ async fn read_tags(aws: &Aws, name: &str) -> Result<Tags, AwsError> {
     Ok(pairs.into_iter().collect())
 }
 
-pub async fn discover(aws: &Aws, stack: &str) -> Result<Vec<String>, AwsError> {
-    let names = super::exclusive_start_pages(|start| async move {
-        let out = aws
-            .firehose
-            .list_delivery_streams()
-            .set_exclusive_start_delivery_stream_name(start)
-            .send()
-            .await
-            .map_err(|e| from_sdk("firehose:ListDeliveryStreams", "*", e))?;
-        let page = out.delivery_stream_names().to_vec();
-        let last = page.last().cloned();
-        Ok((page, out.has_more_delivery_streams(), last))
+/// A stream Firehose failed to create (CREATING_FAILED) delivers nothing and cannot be
+/// updated; one it failed to delete (DELETING_FAILED) is stuck. Either way the plan replaces
+/// it: the delete goes again with AllowForceDelete, then the stream is created anew.
+pub fn problem(have: &Live) -> Option<String> {
+    have.status.ends_with("_FAILED").then(|| match &have.failure {
+        Some(f) => format!("{} ({f})", have.status),
+        None => have.status.clone(),
     })
-    .await?;
-    super::keep_owned(names, stack, |n| async move { read_tags(aws, &n).await }).await
 }
 
 fn destination_differs(want: &Desired, have: &Live) -> bool {
@@ -239,6 +258,9 @@ fn destination_changes(out: &mut Vec<Change>, want: &Desired, have: &Live) {
 
 pub fn diff(want: &Desired, have: &Live) -> Vec<Change> {
     let mut out = Vec::new();
+    if let Some(p) = problem(have) {
+        out.push(Change::new("status", p, "ACTIVE").replacing());
+    }
     if have.source_stream_arn.as_deref() != Some(want.stream_arn.as_str()) {
         out.push(Change::new("source_stream", &have.source_stream_arn, &want.stream_arn).replacing());
     }
@@ -363,18 +385,8 @@ fn fh_tags(tags: &Tags) -> Vec<Tag> {
     tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build().expect("key set")).collect()
 }
 
-async fn read_status(aws: &Aws, name: &str) -> Result<Option<String>, AwsError> {
-    match aws.firehose.describe_delivery_stream().delivery_stream_name(name).send().await {
-        Ok(o) => Ok(o.delivery_stream_description().map(|d| d.delivery_stream_status().as_str().to_string())),
-        Err(e) => {
-            let e = from_sdk("firehose:DescribeDeliveryStream", name, e);
-            if e.is(ErrorClass::NotFound) {
-                Ok(None)
-            } else {
-                Err(e)
-            }
-        }
-    }
+async fn read_status(aws: &Aws, name: &str) -> Result<Option<(String, Option<String>)>, AwsError> {
+    Ok(describe(aws, name).await?.map(|d| (d.delivery_stream_status().as_str().to_string(), failure(&d))))
 }
 
 pub async fn execute(ctx: &Ctx<'_>, op: &Op) -> Result<(), AwsError> {
@@ -389,7 +401,7 @@ pub async fn execute(ctx: &Ctx<'_>, op: &Op) -> Result<(), AwsError> {
                 .expect("stream and role set");
             // A fresh Firehose role is "unable to be assumed" until IAM propagates it:
             // classified NotYetPropagated and retried.
-            ctx.retry("firehose:CreateDeliveryStream", || async {
+            ctx.call("firehose:CreateDeliveryStream", name, || {
                 let req = fh
                     .create_delivery_stream()
                     .delivery_stream_name(name)
@@ -404,16 +416,20 @@ pub async fn execute(ctx: &Ctx<'_>, op: &Op) -> Result<(), AwsError> {
                         req.elasticsearch_destination_configuration(elasticsearch_destination(d))
                     }
                 };
-                req.send().await.map_err(|e| from_sdk("firehose:CreateDeliveryStream", name, e))
+                req.send()
             })
             .await?;
             ctx.wait_until("delivery stream ACTIVE", TIMEOUT, || async {
                 match read_status(ctx.aws, name).await? {
-                    Some(s) if s == "ACTIVE" => Ok(None),
-                    Some(s) if s.ends_with("FAILED") => {
-                        Err(AwsError::local("firehose:wait", name, &s, "creation failed"))
-                    }
-                    Some(s) => Ok(Some(s)),
+                    Some((s, _)) if s == "ACTIVE" => Ok(None),
+                    // Firehose gave up (e.g. a KMS or ENI failure): its FailureDescription says why.
+                    Some((s, why)) if s.ends_with("FAILED") => Err(AwsError::local(
+                        "firehose:CreateDeliveryStream",
+                        name,
+                        &s,
+                        why.unwrap_or_else(|| "Firehose gave no FailureDescription".into()),
+                    )),
+                    Some((s, _)) => Ok(Some(s)),
                     None => Ok(Some("not visible yet".into())),
                 }
             })
@@ -422,31 +438,24 @@ pub async fn execute(ctx: &Ctx<'_>, op: &Op) -> Result<(), AwsError> {
         Op::Update(u) => {
             let name = u.name.as_str();
             if !u.tags.set.is_empty() {
-                ctx.retry("firehose:TagDeliveryStream", || async {
-                    fh.tag_delivery_stream()
-                        .delivery_stream_name(name)
-                        .set_tags(Some(fh_tags(&u.tags.set)))
-                        .send()
-                        .await
-                        .map_err(|e| from_sdk("firehose:TagDeliveryStream", name, e))
+                ctx.call("firehose:TagDeliveryStream", name, || {
+                    fh.tag_delivery_stream().delivery_stream_name(name).set_tags(Some(fh_tags(&u.tags.set))).send()
                 })
                 .await?;
             }
             if !u.tags.remove.is_empty() {
-                ctx.retry("firehose:UntagDeliveryStream", || async {
+                ctx.call("firehose:UntagDeliveryStream", name, || {
                     fh.untag_delivery_stream()
                         .delivery_stream_name(name)
                         .set_tag_keys(Some(u.tags.remove.clone()))
                         .send()
-                        .await
-                        .map_err(|e| from_sdk("firehose:UntagDeliveryStream", name, e))
                 })
                 .await?;
             }
             if let Some(d) = &u.destination {
                 // Whole nested objects every time: Firehose merges UpdateDestination shallowly,
                 // so a partial BufferingHints would drop the other field.
-                ctx.retry("firehose:UpdateDestination", || async {
+                ctx.call("firehose:UpdateDestination", name, || {
                     let req = fh
                         .update_destination()
                         .delivery_stream_name(name)
@@ -476,7 +485,7 @@ pub async fn execute(ctx: &Ctx<'_>, op: &Op) -> Result<(), AwsError> {
                             .build(),
                         ),
                     };
-                    req.send().await.map_err(|e| from_sdk("firehose:UpdateDestination", name, e))
+                    req.send()
                 })
                 .await?;
             }
@@ -484,17 +493,36 @@ pub async fn execute(ctx: &Ctx<'_>, op: &Op) -> Result<(), AwsError> {
         }
         Op::Delete { name } => {
             let name = name.as_str();
-            gone_ok(
-                ctx.retry("firehose:DeleteDeliveryStream", || async {
-                    fh.delete_delivery_stream()
-                        .delivery_stream_name(name)
-                        .send()
-                        .await
-                        .map_err(|e| from_sdk("firehose:DeleteDeliveryStream", name, e))
+            // A stream stuck in DELETING_FAILED (Firehose could not retire its KMS grant) is
+            // deleted with AllowForceDelete, which skips that step (DeleteDeliveryStream API
+            // reference); a first attempt never forces.
+            let mut force = false;
+            loop {
+                gone_ok(
+                    ctx.call("firehose:DeleteDeliveryStream", name, || {
+                        fh.delete_delivery_stream().delivery_stream_name(name).allow_force_delete(force).send()
+                    })
+                    .await,
+                )?;
+                let stuck = std::sync::Mutex::new(None);
+                ctx.wait_until("delivery stream deleted", TIMEOUT, || async {
+                    match read_status(ctx.aws, name).await? {
+                        Some((s, why)) if s == "DELETING_FAILED" => {
+                            *stuck.lock().unwrap_or_else(|p| p.into_inner()) = Some(why.unwrap_or_default());
+                            Ok(None)
+                        }
+                        Some((s, _)) => Ok(Some(s)),
+                        None => Ok(None),
+                    }
                 })
-                .await,
-            )?;
-            ctx.wait_until("delivery stream deleted", TIMEOUT, || async { read_status(ctx.aws, name).await }).await
+                .await?;
+                let Some(why) = stuck.into_inner().unwrap_or_else(|p| p.into_inner()) else { return Ok(()) };
+                if force {
+                    return Err(AwsError::local("firehose:DeleteDeliveryStream", name, "DELETING_FAILED", why));
+                }
+                ctx.note(format!("DELETING_FAILED ({why}): deleting again with AllowForceDelete"));
+                force = true;
+            }
         }
     }
 }

@@ -3,6 +3,7 @@
 //! EBS, access policy, node-to-node encryption (on) and HTTPS change in place; the engine
 //! version and encryption at rest force a replacement, which loses every index.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use aws_sdk_opensearch::types::{
@@ -13,13 +14,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::normalize::{canonical, policy};
-use super::{cmp, tag_change, Change, TagUpdate, Tags};
-use crate::aws::errors::{from_sdk, gone_ok};
+use super::{cmp, found, tag_change, Change, TagUpdate, Tags};
+use crate::aws::errors::gone_ok;
 use crate::aws::wait::Ctx;
-use crate::aws::{Aws, AwsError, ErrorClass};
+use crate::aws::{Aws, AwsError};
 
 /// A new domain takes 15-60 minutes on AWS; a blue/green update can take as long.
 const TIMEOUT: Duration = Duration::from_secs(90 * 60);
+/// Not-found answers in a row before a deleted domain's name counts as free.
+const DELETED_CHECKS: u32 = 3;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Desired {
@@ -51,7 +54,16 @@ pub struct Live {
     /// Canonical form: AWS normalises the stored policy, moto returns it verbatim.
     pub access_policy: Value,
     pub processing: bool,
+    /// DescribeDomain's `Deleted`: deletion has begun (the name is not free yet).
+    #[serde(default)]
+    pub deleted: bool,
+    /// The last configuration change's status (ChangeProgressDetails), with AWS's message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_change: Option<String>,
     pub endpoint: Option<String>,
+    /// GetCompatibleVersions: the versions each engine version upgrades to directly.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub upgrade_paths: BTreeMap<String, Vec<String>>,
     pub tags: Tags,
 }
 
@@ -74,23 +86,21 @@ pub struct Update {
     pub volume_gb: Option<u32>,
     pub access_policy: Option<Value>,
     pub node_to_node: Option<bool>,
+    /// Turn encryption at rest on (it cannot be turned off).
+    #[serde(default)]
+    pub encrypt_at_rest: Option<bool>,
     pub enforce_https: Option<bool>,
+    /// Engine versions to upgrade through, in order (one UpgradeDomain each).
+    #[serde(default)]
+    pub upgrade: Vec<String>,
     pub tags: TagUpdate,
 }
-
 /// DescribeDomain alone; `None` when the domain does not exist.
 async fn describe(aws: &Aws, name: &str) -> Result<Option<DomainStatus>, AwsError> {
-    match aws.opensearch.describe_domain().domain_name(name).send().await {
-        Ok(o) => Ok(o.domain_status),
-        Err(e) => {
-            let e = from_sdk("opensearch:DescribeDomain", name, e);
-            if e.is(ErrorClass::NotFound) {
-                Ok(None)
-            } else {
-                Err(e)
-            }
-        }
-    }
+    let out = found(
+        aws.call("opensearch:DescribeDomain", name, || aws.opensearch.describe_domain().domain_name(name).send()).await,
+    )?;
+    Ok(out.and_then(|o| o.domain_status))
 }
 
 pub async fn read(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError> {
@@ -98,8 +108,8 @@ pub async fn read(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError> {
     let d = &d;
     let cluster = d.cluster_config();
     let ebs = d.ebs_options();
-    let tags =
-        aws.opensearch.list_tags().arn(d.arn()).send().await.map_err(|e| from_sdk("opensearch:ListTags", name, e))?;
+    let tags = aws.call("opensearch:ListTags", name, || aws.opensearch.list_tags().arn(d.arn()).send()).await?;
+    let change = d.change_progress_details();
     Ok(Some(Live {
         name: name.to_string(),
         arn: d.arn().to_string(),
@@ -115,46 +125,118 @@ pub async fn read(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError> {
         enforce_https: d.domain_endpoint_options().and_then(|e| e.enforce_https()).unwrap_or(false),
         access_policy: d.access_policies().filter(|p| !p.is_empty()).map(policy).unwrap_or(Value::Null),
         processing: d.processing().unwrap_or(false),
+        deleted: d.deleted().unwrap_or(false),
+        last_change: change.and_then(|c| c.config_change_status()).map(|s| {
+            let msg = change.and_then(|c| c.message()).unwrap_or("");
+            if msg.is_empty() {
+                s.as_str().to_string()
+            } else {
+                format!("{}: {msg}", s.as_str())
+            }
+        }),
         endpoint: d.endpoint().map(str::to_string).or_else(|| d.endpoints().and_then(|m| m.values().next().cloned())),
+        upgrade_paths: compatible_versions(aws, name).await?,
         tags: tags.tag_list().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect(),
     }))
 }
 
-pub async fn discover(aws: &Aws, stack: &str) -> Result<Vec<String>, AwsError> {
-    let out =
-        aws.opensearch.list_domain_names().send().await.map_err(|e| from_sdk("opensearch:ListDomainNames", "*", e))?;
-    let mut owned = Vec::new();
-    for info in out.domain_names() {
-        let Some(name) = info.domain_name() else { continue };
-        if let Some(live) = read(aws, name).await? {
-            if super::owned_by(&live.tags, stack) {
-                owned.push(name.to_string());
+/// GetCompatibleVersions without a domain: every version's direct upgrade targets. Without
+/// permission to ask, no upgrade path is known and an engine change plans as a replacement.
+async fn compatible_versions(aws: &Aws, name: &str) -> Result<BTreeMap<String, Vec<String>>, AwsError> {
+    let out = match aws
+        .call("opensearch:GetCompatibleVersions", name, || aws.opensearch.get_compatible_versions().send())
+        .await
+    {
+        Ok(o) => o,
+        Err(e) if e.is(crate::aws::ErrorClass::Denied) => return Ok(BTreeMap::new()),
+        Err(e) => return Err(e),
+    };
+    let mut paths: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for m in out.compatible_versions() {
+        let Some(source) = m.source_version() else { continue };
+        let targets = paths.entry(source.to_string()).or_default();
+        targets.extend(m.target_versions().iter().cloned());
+        targets.sort();
+        targets.dedup();
+    }
+    Ok(paths)
+}
+
+/// The domain's tags (the execution-time ownership check).
+pub async fn read_tags(aws: &Aws, name: &str) -> Result<Tags, AwsError> {
+    Ok(read(aws, name).await?.map(|l| l.tags).unwrap_or_default())
+}
+
+/// A domain whose deletion has begun (`Deleted: true` while AWS removes it) cannot be used or
+/// updated: the plan replaces it, which waits until the name is free and creates it anew.
+pub fn problem(have: &Live) -> Option<String> {
+    have.deleted.then(|| "being deleted".to_string())
+}
+
+/// The engine versions to pass through, one UpgradeDomain call each, from `from` to `to`;
+/// `None` when AWS offers no upgrade path (a downgrade, another family before 7.10, …).
+/// `paths` is GetCompatibleVersions' table: which versions each version upgrades to directly.
+/// AWS upgrades one hop at a time (e.g. Elasticsearch 7.10 → OpenSearch 1.3 → 2.x).
+pub fn upgrade_path(paths: &BTreeMap<String, Vec<String>>, from: &str, to: &str) -> Option<Vec<String>> {
+    if from == to {
+        return Some(vec![]);
+    }
+    // Breadth-first: the fewest upgrades, each a blue/green deployment.
+    let mut prev: BTreeMap<&str, &str> = BTreeMap::new();
+    let mut queue = std::collections::VecDeque::from([from]);
+    while let Some(v) = queue.pop_front() {
+        for next in paths.get(v).into_iter().flatten() {
+            if next == from || prev.contains_key(next.as_str()) {
+                continue;
             }
+            prev.insert(next, v);
+            if next == to {
+                let mut hops = vec![to.to_string()];
+                let mut at = to;
+                while let Some(p) = prev.get(at).filter(|p| **p != from) {
+                    hops.push(p.to_string());
+                    at = p;
+                }
+                hops.reverse();
+                return Some(hops);
+            }
+            queue.push_back(next);
         }
     }
-    owned.sort();
-    Ok(owned)
+    None
 }
 
 pub fn diff(want: &Desired, have: &Live) -> Vec<Change> {
     let mut out = Vec::new();
     if want.engine != have.engine {
-        out.push(Change::new("engine", &have.engine, &want.engine).replacing());
+        let c = Change::new("engine", &have.engine, &want.engine);
+        // In place when AWS offers an upgrade path; a downgrade never exists in place.
+        out.push(if upgrade_path(&have.upgrade_paths, &have.engine, &want.engine).is_some() {
+            c
+        } else {
+            c.replacing()
+        });
     }
     cmp(&mut out, "instance_type", have.instance_type.as_str(), want.instance_type.as_str());
     cmp(&mut out, "instance_count", have.instance_count, want.instance_count);
     cmp(&mut out, "volume_gb", have.volume_gb, Some(want.volume_gb));
+    // Encryption at rest and node-to-node encryption can be turned on in place on OpenSearch
+    // and on Elasticsearch 6.7 or later (every engine pipectl accepts), never off: the
+    // developer guide's "Encryption of data at rest" and "Node-to-node encryption" pages.
     if want.encrypt_at_rest != have.encrypt_at_rest {
-        out.push(Change::new("encrypt_at_rest", have.encrypt_at_rest, want.encrypt_at_rest).replacing());
+        let c = Change::new("encrypt_at_rest", have.encrypt_at_rest, want.encrypt_at_rest);
+        out.push(if want.encrypt_at_rest { c } else { c.replacing() });
     }
     if want.node_to_node != have.node_to_node {
-        // Node-to-node encryption can be turned on in place, never off.
         let c = Change::new("node_to_node_encryption", have.node_to_node, want.node_to_node);
         out.push(if want.node_to_node { c } else { c.replacing() });
     }
     cmp(&mut out, "enforce_https", have.enforce_https, want.enforce_https);
     cmp(&mut out, "access_policy", &have.access_policy, &canonical(&want.access_policy));
     tag_change(&mut out, &want.tags, &have.tags);
+    if let Some(p) = problem(have) {
+        out.push(Change::new("status", p, "active").replacing());
+    }
     out
 }
 
@@ -168,6 +250,8 @@ pub fn update_op(want: &Desired, have: &Live) -> Op {
         volume_gb: (have.volume_gb != Some(want.volume_gb)).then_some(want.volume_gb),
         access_policy: (have.access_policy != canonical(&want.access_policy)).then(|| want.access_policy.clone()),
         node_to_node: (want.node_to_node && !have.node_to_node).then_some(true),
+        encrypt_at_rest: (want.encrypt_at_rest && !have.encrypt_at_rest).then_some(true),
+        upgrade: upgrade_path(&have.upgrade_paths, &have.engine, &want.engine).unwrap_or_default(),
         enforce_https: (want.enforce_https != have.enforce_https).then_some(want.enforce_https),
         tags: TagUpdate::between(&want.tags, &have.tags),
     })
@@ -210,6 +294,87 @@ fn os_tags(tags: &Tags) -> Vec<Tag> {
     tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build().expect("key and value set")).collect()
 }
 
+impl Update {
+    pub fn has_config_changes(&self) -> bool {
+        self.cluster.is_some()
+            || self.volume_gb.is_some()
+            || self.access_policy.is_some()
+            || self.node_to_node.is_some()
+            || self.encrypt_at_rest.is_some()
+            || self.enforce_https.is_some()
+    }
+}
+
+/// The UpdateDomainConfig request of an update: only the sections that change, each whole.
+fn config_request(
+    os: &aws_sdk_opensearch::Client,
+    u: &Update,
+) -> aws_sdk_opensearch::operation::update_domain_config::builders::UpdateDomainConfigFluentBuilder {
+    os.update_domain_config()
+        .domain_name(&u.name)
+        .set_cluster_config(u.cluster.as_ref().map(|(t, c)| cluster(t, *c)))
+        .set_ebs_options(u.volume_gb.map(|v| ebs(&u.engine, v)))
+        .set_access_policies(u.access_policy.as_ref().map(Value::to_string))
+        .set_node_to_node_encryption_options(
+            u.node_to_node.map(|on| NodeToNodeEncryptionOptions::builder().enabled(on).build()),
+        )
+        .set_encryption_at_rest_options(
+            u.encrypt_at_rest.map(|on| EncryptionAtRestOptions::builder().enabled(on).build()),
+        )
+        .set_domain_endpoint_options(u.enforce_https.map(endpoint_options))
+}
+
+/// How AWS will carry out an update, asked with a dry run (UpdateDomainConfig with DryRun and
+/// DryRunMode Basic: nothing is applied): DeploymentType Blue/Green, DynamicUpdate, None or
+/// Undetermined, and AWS's message. An engine upgrade is always a blue/green deployment
+/// (developer guide, "Making configuration changes in Amazon OpenSearch Service").
+pub async fn deployment(aws: &Aws, u: &Update) -> Result<Option<(String, String)>, AwsError> {
+    if !u.has_config_changes() {
+        return Ok((!u.upgrade.is_empty())
+            .then(|| ("Blue/Green".to_string(), format!("engine upgrade through {}", u.upgrade.join(" → ")))));
+    }
+    let out = aws
+        .call("opensearch:UpdateDomainConfig", &u.name, || {
+            config_request(&aws.opensearch, u)
+                .dry_run(true)
+                .dry_run_mode(aws_sdk_opensearch::types::DryRunMode::Basic)
+                .send()
+        })
+        .await?;
+    let Some(r) = out.dry_run_results() else { return Ok(None) };
+    let mut kind = r.deployment_type().unwrap_or("Undetermined").to_string();
+    if !u.upgrade.is_empty() {
+        kind = "Blue/Green".to_string();
+    }
+    Ok(Some((kind, r.message().unwrap_or_default().to_string())))
+}
+
+/// Follows an UpgradeDomain with GetUpgradeStatus until its UPGRADE step SUCCEEDED (the
+/// earlier PRE_UPGRADE_CHECK and SNAPSHOT steps also report SUCCEEDED on their way, which
+/// terraform-provider-aws's waitUpgradeSucceeded also treats as still in progress).
+async fn wait_upgrade(ctx: &Ctx<'_>, name: &str, target: &str) -> Result<(), AwsError> {
+    let os = &ctx.aws.opensearch;
+    ctx.wait_until("engine upgrade", TIMEOUT, || async {
+        let s = ctx
+            .aws
+            .call("opensearch:GetUpgradeStatus", name, || os.get_upgrade_status().domain_name(name).send())
+            .await?;
+        let step = s.upgrade_step().map(|x| x.as_str()).unwrap_or("");
+        let status = s.step_status().map(|x| x.as_str()).unwrap_or("");
+        match (step, status) {
+            ("UPGRADE", "SUCCEEDED") => Ok(None),
+            (_, "FAILED") | (_, "SUCCEEDED_WITH_ISSUES") => Err(AwsError::local(
+                "opensearch:UpgradeDomain",
+                name,
+                "UpgradeFailed",
+                format!("upgrade to {target}: {step} {status}: {}", s.upgrade_name().unwrap_or("")),
+            )),
+            (step, status) => Ok(Some(format!("{step} {status}"))),
+        }
+    })
+    .await
+}
+
 /// Waits until the domain is no longer processing and has an endpoint.
 async fn wait_ready(ctx: &Ctx<'_>, name: &str) -> Result<(), AwsError> {
     ctx.wait_until("domain ready", TIMEOUT, || async {
@@ -226,15 +391,68 @@ async fn wait_ready(ctx: &Ctx<'_>, name: &str) -> Result<(), AwsError> {
     .await
 }
 
+/// Follows one configuration change to its end with DescribeDomainChangeProgress. Done is
+/// COMPLETED; FAILED (a change AWS accepted and then rejected, e.g. insufficient capacity, a
+/// validation failure) is an error with AWS's reasons from the failed stages. Waiting for
+/// `Processing: false` alone can report done before processing has even started, and never
+/// sees a failed validation (terraform-provider-aws PR #44810 added the same check after
+/// endless waits).
+async fn wait_change(ctx: &Ctx<'_>, name: &str, change_id: &str) -> Result<(), AwsError> {
+    let os = &ctx.aws.opensearch;
+    ctx.wait_until("domain change", TIMEOUT, || async {
+        let out = ctx
+            .aws
+            .call("opensearch:DescribeDomainChangeProgress", name, || {
+                os.describe_domain_change_progress().domain_name(name).change_id(change_id).send()
+            })
+            .await?;
+        let Some(p) = out.change_progress_status() else { return Ok(Some("no progress reported yet".into())) };
+        let status = p.status().map(|s| s.as_str()).unwrap_or("PENDING");
+        match status {
+            "COMPLETED" => Ok(None),
+            "FAILED" => {
+                let failed: Vec<String> = p
+                    .change_progress_stages()
+                    .iter()
+                    .filter(|s| s.status() == Some("FAILED"))
+                    .map(|s| s.description().or(s.name()).unwrap_or("failed").to_string())
+                    .collect();
+                let state = p.config_change_status().map(|s| s.as_str()).unwrap_or("FAILED");
+                Err(AwsError::local(
+                    "opensearch:DescribeDomainChangeProgress",
+                    name,
+                    "DomainChangeFailed",
+                    format!("change {change_id} {state}: {}", failed.join("; ")),
+                ))
+            }
+            other => {
+                let stage = p.change_progress_stages().iter().rev().find_map(|s| s.name()).unwrap_or("");
+                Ok(Some(format!("{other} {stage}").trim().to_string()))
+            }
+        }
+    })
+    .await
+}
+
 pub async fn execute(ctx: &Ctx<'_>, op: &Op) -> Result<(), AwsError> {
     let os = &ctx.aws.opensearch;
     match op {
         Op::Create(d) => {
             let name = d.name.as_str();
             let policy = d.access_policy.to_string();
-            // The plan only creates a domain it found missing: moto's CreateDomain silently
-            // overwrites an existing domain instead of failing.
-            ctx.retry("opensearch:CreateDomain", || async {
+            // CreateDomain does not reliably refuse an existing name (it "would act as upsert",
+            // terraform-provider-aws resourceDomainCreate; moto overwrites): check right before.
+            if describe(ctx.aws, name).await?.is_some_and(|d| !d.deleted().unwrap_or(false)) {
+                return Err(AwsError::local(
+                    "opensearch:CreateDomain",
+                    name,
+                    "DomainExists",
+                    "a domain of this name appeared since the plan was made; nothing was changed, run plan again",
+                ));
+            }
+            // A name whose previous domain is still being deleted is refused with "Domain is
+            // still being deleted" (ValidationException): classified busy and retried.
+            ctx.call("opensearch:CreateDomain", name, || {
                 os.create_domain()
                     .domain_name(name)
                     .engine_version(&d.engine)
@@ -248,8 +466,6 @@ pub async fn execute(ctx: &Ctx<'_>, op: &Op) -> Result<(), AwsError> {
                     .access_policies(&policy)
                     .set_tag_list(Some(os_tags(&d.tags)))
                     .send()
-                    .await
-                    .map_err(|e| from_sdk("opensearch:CreateDomain", name, e))
             })
             .await?;
             wait_ready(ctx, name).await
@@ -257,67 +473,70 @@ pub async fn execute(ctx: &Ctx<'_>, op: &Op) -> Result<(), AwsError> {
         Op::Update(u) => {
             let name = u.name.as_str();
             if !u.tags.set.is_empty() {
-                ctx.retry("opensearch:AddTags", || async {
-                    os.add_tags()
-                        .arn(&u.arn)
-                        .set_tag_list(Some(os_tags(&u.tags.set)))
-                        .send()
-                        .await
-                        .map_err(|e| from_sdk("opensearch:AddTags", name, e))
+                ctx.call("opensearch:AddTags", name, || {
+                    os.add_tags().arn(&u.arn).set_tag_list(Some(os_tags(&u.tags.set))).send()
                 })
                 .await?;
             }
             if !u.tags.remove.is_empty() {
-                ctx.retry("opensearch:RemoveTags", || async {
-                    os.remove_tags()
-                        .arn(&u.arn)
-                        .set_tag_keys(Some(u.tags.remove.clone()))
-                        .send()
-                        .await
-                        .map_err(|e| from_sdk("opensearch:RemoveTags", name, e))
+                ctx.call("opensearch:RemoveTags", name, || {
+                    os.remove_tags().arn(&u.arn).set_tag_keys(Some(u.tags.remove.clone())).send()
                 })
                 .await?;
             }
-            let config_changes = u.cluster.is_some()
-                || u.volume_gb.is_some()
-                || u.access_policy.is_some()
-                || u.node_to_node.is_some()
-                || u.enforce_https.is_some();
-            if config_changes {
-                let policy = u.access_policy.as_ref().map(Value::to_string);
-                ctx.retry("opensearch:UpdateDomainConfig", || async {
-                    os.update_domain_config()
-                        .domain_name(name)
-                        .set_cluster_config(u.cluster.as_ref().map(|(t, c)| cluster(t, *c)))
-                        .set_ebs_options(u.volume_gb.map(|v| ebs(&u.engine, v)))
-                        .set_access_policies(policy.clone())
-                        .set_node_to_node_encryption_options(
-                            u.node_to_node.map(|on| NodeToNodeEncryptionOptions::builder().enabled(on).build()),
-                        )
-                        .set_domain_endpoint_options(u.enforce_https.map(endpoint_options))
-                        .send()
-                        .await
-                        .map_err(|e| from_sdk("opensearch:UpdateDomainConfig", name, e))
+            if u.has_config_changes() {
+                // "A change/update is in progress" (one change at a time) is classified busy
+                // and retried.
+                let out = ctx.call("opensearch:UpdateDomainConfig", name, || config_request(os, u).send()).await?;
+                let change_id = out
+                    .domain_config()
+                    .and_then(|c| c.change_progress_details())
+                    .and_then(|c| c.change_id())
+                    .map(str::to_string);
+                if let Some(id) = change_id {
+                    ctx.note(format!("following change {id}"));
+                    wait_change(ctx, name, &id).await?;
+                }
+                wait_ready(ctx, name).await?;
+            }
+            for target in &u.upgrade {
+                ctx.note(format!("upgrading the engine to {target}"));
+                ctx.call("opensearch:UpgradeDomain", name, || {
+                    os.upgrade_domain().domain_name(name).target_version(target).send()
                 })
                 .await?;
+                wait_upgrade(ctx, name, target).await?;
                 wait_ready(ctx, name).await?;
             }
             Ok(())
         }
         Op::Delete { name } => {
             let name = name.as_str();
-            gone_ok(
-                ctx.retry("opensearch:DeleteDomain", || async {
-                    os.delete_domain()
-                        .domain_name(name)
-                        .send()
-                        .await
-                        .map_err(|e| from_sdk("opensearch:DeleteDomain", name, e))
-                })
-                .await,
-            )?;
+            gone_ok(ctx.call("opensearch:DeleteDomain", name, || os.delete_domain().domain_name(name).send()).await)?;
+            // A deleted domain answers with `Deleted: true` for a while, and its name stays
+            // taken after that: like terraform-provider-aws (waitForDomainDelete), wait until
+            // DescribeDomain finds nothing, then until DescribeDomainConfig answers not-found
+            // DELETED_CHECKS times in a row.
+            let gone_in_a_row = std::sync::atomic::AtomicU32::new(0);
             ctx.wait_until("domain deleted", TIMEOUT, || async {
-                Ok(describe(ctx.aws, name).await?.map(|_| "deleting".to_string()))
+                use std::sync::atomic::Ordering::SeqCst;
+                if describe(ctx.aws, name).await?.is_some() {
+                    gone_in_a_row.store(0, SeqCst);
+                    return Ok(Some("deleting".to_string()));
+                }
+                let config = found(
+                    ctx.aws
+                        .call("opensearch:DescribeDomainConfig", name, || {
+                            os.describe_domain_config().domain_name(name).send()
+                        })
+                        .await,
+                )?;
+                if config.is_some() {
+                    gone_in_a_row.store(0, SeqCst);
+                    return Ok(Some("deleting (configuration still there)".to_string()));
+                }
+                let n = gone_in_a_row.fetch_add(1, SeqCst) + 1;
+                Ok((n < DELETED_CHECKS).then(|| format!("gone ({n} of {DELETED_CHECKS} checks)")))
             })
             .await
         }
@@ -351,6 +570,32 @@ mod tests {
         }
     }
 
+    /// GetCompatibleVersions' table, as AWS gives it (abridged).
+    fn paths() -> BTreeMap<String, Vec<String>> {
+        [
+            ("Elasticsearch_7.10", vec!["OpenSearch_1.3"]),
+            ("OpenSearch_1.3", vec!["OpenSearch_2.11", "OpenSearch_2.13"]),
+            ("OpenSearch_2.11", vec!["OpenSearch_2.13"]),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.into_iter().map(str::to_string).collect()))
+        .collect()
+    }
+
+    #[test]
+    fn upgrade_paths_take_one_hop_at_a_time() {
+        let p = paths();
+        assert_eq!(upgrade_path(&p, "OpenSearch_2.11", "OpenSearch_2.11"), Some(vec![]));
+        assert_eq!(upgrade_path(&p, "OpenSearch_2.11", "OpenSearch_2.13"), Some(vec!["OpenSearch_2.13".into()]));
+        assert_eq!(
+            upgrade_path(&p, "Elasticsearch_7.10", "OpenSearch_2.13"),
+            Some(vec!["OpenSearch_1.3".into(), "OpenSearch_2.13".into()])
+        );
+        // No downgrades, no unknown versions.
+        assert_eq!(upgrade_path(&p, "OpenSearch_2.13", "OpenSearch_2.11"), None);
+        assert_eq!(upgrade_path(&p, "OpenSearch_2.13", "OpenSearch_9.9"), None);
+    }
+
     fn live() -> Live {
         Live {
             name: "kinesis".into(),
@@ -367,7 +612,10 @@ mod tests {
                 r#"{"Statement":[{"Condition":{"IpAddress":{"aws:SourceIp":"1.1.1.1/32"}},"Resource":"arn:aws:es:eu-west-1:1:domain/kinesis/*","Action":"es:*","Principal":{"AWS":"*"},"Effect":"Allow","Sid":"AllowedAddresses"}],"Version":"2012-10-17"}"#,
             ),
             processing: false,
+            deleted: false,
+            last_change: None,
             endpoint: Some("kinesis.eu-west-1.es.amazonaws.com".into()),
+            upgrade_paths: paths(),
             tags: [("pipectl:stack".to_string(), "s".to_string())].into(),
         }
     }
@@ -379,12 +627,34 @@ mod tests {
             // Regression: AWS's normalised policy text is not a change.
             ("nothing to do", |_| {}, &[], false),
             ("processing is not a change", |l| l.processing = true, &[], false),
+            (
+                "a failed last change is not a change by itself",
+                |l| l.last_change = Some("ValidationFailed: x".into()),
+                &[],
+                false,
+            ),
+            // A domain being deleted is never "No changes.": it is created again.
+            ("being deleted", |l| l.deleted = true, &["status"], true),
             ("more nodes", |l| l.instance_count = 3, &["instance_count"], false),
             ("other type", |l| l.instance_type = "r6g.large.search".into(), &["instance_type"], false),
             ("volume", |l| l.volume_gb = Some(20), &["volume_gb"], false),
             ("policy opened to the world", |l| l.access_policy = json!({"Statement":[]}), &["access_policy"], false),
-            ("engine differs", |l| l.engine = "OpenSearch_2.11".into(), &["engine"], true),
-            ("at-rest encryption off", |l| l.encrypt_at_rest = false, &["encrypt_at_rest"], true),
+            // 2.11 -> 2.13 is an upgrade AWS offers: in place (UpgradeDomain).
+            ("engine upgrade", |l| l.engine = "OpenSearch_2.11".into(), &["engine"], false),
+            ("engine upgrade over two hops", |l| l.engine = "Elasticsearch_7.10".into(), &["engine"], false),
+            // No path (a downgrade, or nothing known): replaced.
+            ("engine downgrade", |l| l.engine = "OpenSearch_9.0".into(), &["engine"], true),
+            (
+                "engine, no upgrade table",
+                |l| {
+                    l.engine = "OpenSearch_2.11".into();
+                    l.upgrade_paths.clear();
+                },
+                &["engine"],
+                true,
+            ),
+            // Turning encryption at rest on is in place; AWS cannot turn it off.
+            ("at-rest encryption off: enable in place", |l| l.encrypt_at_rest = false, &["encrypt_at_rest"], false),
             ("node-to-node off: enable in place", |l| l.node_to_node = false, &["node_to_node_encryption"], false),
             ("https off", |l| l.enforce_https = false, &["enforce_https"], false),
         ];
@@ -404,6 +674,26 @@ mod tests {
         assert_eq!(volume_type("Elasticsearch_7.10"), VolumeType::Gp3);
         assert_eq!(volume_type("Elasticsearch_7.9"), VolumeType::Gp2);
         assert_eq!(volume_type("Elasticsearch_6.8"), VolumeType::Gp2);
+    }
+
+    #[test]
+    fn encryption_cannot_be_turned_off_in_place() {
+        let mut w = want();
+        w.encrypt_at_rest = false;
+        w.node_to_node = false;
+        let d = diff(&w, &live());
+        assert_eq!(d.iter().filter(|c| c.forces_replace).count(), 2, "{d:?}");
+    }
+
+    #[test]
+    fn update_op_carries_upgrade_and_encryption() {
+        let mut l = live();
+        l.engine = "Elasticsearch_7.10".into();
+        l.encrypt_at_rest = false;
+        let Op::Update(u) = update_op(&want(), &l) else { panic!() };
+        assert_eq!(u.upgrade, vec!["OpenSearch_1.3".to_string(), "OpenSearch_2.13".to_string()]);
+        assert_eq!(u.encrypt_at_rest, Some(true));
+        assert!(u.has_config_changes());
     }
 
     #[test]

@@ -9,10 +9,10 @@ use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{Architecture, Environment, FunctionCode, Runtime};
 use serde::{Deserialize, Serialize};
 
-use super::{cmp, tag_change, Change, TagUpdate, Tags};
-use crate::aws::errors::{from_sdk, gone_ok};
+use super::{cmp, found, tag_change, Change, TagUpdate, Tags};
+use crate::aws::errors::gone_ok;
 use crate::aws::wait::Ctx;
-use crate::aws::{Aws, AwsError, ErrorClass};
+use crate::aws::{Aws, AwsError};
 
 const TIMEOUT: Duration = Duration::from_secs(10 * 60);
 
@@ -48,6 +48,8 @@ pub struct Live {
     pub env: BTreeMap<String, String>,
     pub code_sha256: String,
     pub state: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_reason: Option<String>,
     pub last_update_status: String,
     pub tags: Tags,
 }
@@ -82,12 +84,10 @@ pub struct Config {
 }
 
 pub async fn read(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError> {
-    let out = match aws.lambda.get_function().function_name(name).send().await {
-        Ok(o) => o,
-        Err(e) => {
-            let e = from_sdk("lambda:GetFunction", name, e);
-            return if e.is(ErrorClass::NotFound) { Ok(None) } else { Err(e) };
-        }
+    let Some(out) =
+        found(aws.call("lambda:GetFunction", name, || aws.lambda.get_function().function_name(name).send()).await)?
+    else {
+        return Ok(None);
     };
     let Some(c) = out.configuration() else { return Ok(None) };
     let env = c
@@ -108,39 +108,29 @@ pub async fn read(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError> {
         env,
         code_sha256: c.code_sha256().unwrap_or_default().to_string(),
         state: c.state().map(|s| s.as_str().to_string()).unwrap_or_default(),
+        state_reason: c.state_reason().or(c.last_update_status_reason()).map(str::to_string),
         last_update_status: c.last_update_status().map(|s| s.as_str().to_string()).unwrap_or_default(),
         tags: out.tags().map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default(),
     }))
 }
 
-pub async fn discover(aws: &Aws, stack: &str) -> Result<Vec<String>, AwsError> {
-    let mut owned = Vec::new();
-    let mut marker: Option<String> = None;
-    loop {
-        let out = aws
-            .lambda
-            .list_functions()
-            .set_marker(marker.clone())
-            .send()
-            .await
-            .map_err(|e| from_sdk("lambda:ListFunctions", "*", e))?;
-        for f in out.functions() {
-            let (Some(name), Some(arn)) = (f.function_name(), f.function_arn()) else { continue };
-            let tags =
-                aws.lambda.list_tags().resource(arn).send().await.map_err(|e| from_sdk("lambda:ListTags", name, e))?;
-            let tags: Tags =
-                tags.tags().map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default();
-            if super::owned_by(&tags, stack) {
-                owned.push(name.to_string());
-            }
-        }
-        marker = out.next_marker().map(str::to_string);
-        if marker.is_none() {
-            break;
-        }
-    }
-    owned.sort();
-    Ok(owned)
+/// The function's tags (the execution-time ownership check).
+pub async fn read_tags(aws: &Aws, name: &str) -> Result<Tags, AwsError> {
+    Ok(read(aws, name).await?.map(|l| l.tags).unwrap_or_default())
+}
+
+/// A function Lambda could not set up (`State: Failed`, e.g. its role or a layer went away)
+/// answers every invocation with an error. Lambda cannot be told to retry the set-up, so the
+/// plan replaces it (a function holds no data).
+pub fn problem(have: &Live) -> Option<String> {
+    (have.state == "Failed" || have.last_update_status == "Failed").then(|| {
+        format!(
+            "state {}, last update {}: {}",
+            have.state,
+            have.last_update_status,
+            have.state_reason.as_deref().unwrap_or("no reason given")
+        )
+    })
 }
 
 fn config_differs(want: &Desired, have: &Live) -> bool {
@@ -166,6 +156,9 @@ pub fn diff(want: &Desired, have: &Live) -> Vec<Change> {
     }
     cmp(&mut out, "code_sha256", have.code_sha256.as_str(), want.code_sha256.as_str());
     tag_change(&mut out, &want.tags, &have.tags);
+    if let Some(p) = problem(have) {
+        out.push(Change::new("state", p, "Active").replacing());
+    }
     out
 }
 
@@ -215,12 +208,10 @@ async fn wait_ready(ctx: &Ctx<'_>, name: &str) -> Result<(), AwsError> {
     ctx.wait_until("function ready", TIMEOUT, || async {
         let c = ctx
             .aws
-            .lambda
-            .get_function_configuration()
-            .function_name(name)
-            .send()
-            .await
-            .map_err(|e| from_sdk("lambda:GetFunctionConfiguration", name, e))?;
+            .call("lambda:GetFunctionConfiguration", name, || {
+                ctx.aws.lambda.get_function_configuration().function_name(name).send()
+            })
+            .await?;
         let state = c.state().map(|s| s.as_str()).unwrap_or("Active");
         let update = c.last_update_status().map(|s| s.as_str()).unwrap_or("Successful");
         match (state, update) {
@@ -246,7 +237,7 @@ pub async fn execute(ctx: &Ctx<'_>, op: &Op) -> Result<(), AwsError> {
             let tags: HashMap<String, String> = d.tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
             // A role created moments ago "cannot be assumed by Lambda" until IAM propagates
             // it: classified NotYetPropagated and retried with backoff.
-            ctx.retry("lambda:CreateFunction", || async {
+            ctx.call("lambda:CreateFunction", name, || {
                 l.create_function()
                     .function_name(name)
                     .description(&d.description)
@@ -260,8 +251,6 @@ pub async fn execute(ctx: &Ctx<'_>, op: &Op) -> Result<(), AwsError> {
                     .code(FunctionCode::builder().zip_file(Blob::new(zip.clone())).build())
                     .set_tags(Some(tags.clone()))
                     .send()
-                    .await
-                    .map_err(|e| from_sdk("lambda:CreateFunction", name, e))
             })
             .await?;
             wait_ready(ctx, name).await
@@ -270,29 +259,19 @@ pub async fn execute(ctx: &Ctx<'_>, op: &Op) -> Result<(), AwsError> {
             let name = u.name.as_str();
             if !u.tags.set.is_empty() {
                 let tags: HashMap<String, String> = u.tags.set.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-                ctx.retry("lambda:TagResource", || async {
-                    l.tag_resource()
-                        .resource(&u.arn)
-                        .set_tags(Some(tags.clone()))
-                        .send()
-                        .await
-                        .map_err(|e| from_sdk("lambda:TagResource", name, e))
+                ctx.call("lambda:TagResource", name, || {
+                    l.tag_resource().resource(&u.arn).set_tags(Some(tags.clone())).send()
                 })
                 .await?;
             }
             if !u.tags.remove.is_empty() {
-                ctx.retry("lambda:UntagResource", || async {
-                    l.untag_resource()
-                        .resource(&u.arn)
-                        .set_tag_keys(Some(u.tags.remove.clone()))
-                        .send()
-                        .await
-                        .map_err(|e| from_sdk("lambda:UntagResource", name, e))
+                ctx.call("lambda:UntagResource", name, || {
+                    l.untag_resource().resource(&u.arn).set_tag_keys(Some(u.tags.remove.clone())).send()
                 })
                 .await?;
             }
             if let Some(c) = &u.config {
-                ctx.retry("lambda:UpdateFunctionConfiguration", || async {
+                ctx.call("lambda:UpdateFunctionConfiguration", name, || {
                     l.update_function_configuration()
                         .function_name(name)
                         .description(&c.description)
@@ -303,8 +282,6 @@ pub async fn execute(ctx: &Ctx<'_>, op: &Op) -> Result<(), AwsError> {
                         .timeout(c.timeout_s as i32)
                         .environment(environment(&c.env))
                         .send()
-                        .await
-                        .map_err(|e| from_sdk("lambda:UpdateFunctionConfiguration", name, e))
                 })
                 .await?;
                 // A second update while the first runs fails with ResourceConflictException.
@@ -312,14 +289,12 @@ pub async fn execute(ctx: &Ctx<'_>, op: &Op) -> Result<(), AwsError> {
             }
             if let Some((path, sha, arch)) = &u.code {
                 let zip = load_zip(name, path, sha)?;
-                ctx.retry("lambda:UpdateFunctionCode", || async {
+                ctx.call("lambda:UpdateFunctionCode", name, || {
                     l.update_function_code()
                         .function_name(name)
                         .zip_file(Blob::new(zip.clone()))
                         .architectures(Architecture::from(arch.as_str()))
                         .send()
-                        .await
-                        .map_err(|e| from_sdk("lambda:UpdateFunctionCode", name, e))
                 })
                 .await?;
                 wait_ready(ctx, name).await?;
@@ -328,16 +303,7 @@ pub async fn execute(ctx: &Ctx<'_>, op: &Op) -> Result<(), AwsError> {
         }
         Op::Delete { name } => {
             let name = name.as_str();
-            gone_ok(
-                ctx.retry("lambda:DeleteFunction", || async {
-                    l.delete_function()
-                        .function_name(name)
-                        .send()
-                        .await
-                        .map_err(|e| from_sdk("lambda:DeleteFunction", name, e))
-                })
-                .await,
-            )
+            gone_ok(ctx.call("lambda:DeleteFunction", name, || l.delete_function().function_name(name).send()).await)
         }
     }
 }
@@ -378,6 +344,7 @@ mod tests {
             env: w.env,
             code_sha256: "abc=".into(),
             state: "Active".into(),
+            state_reason: None,
             last_update_status: "Successful".into(),
             tags: w.tags,
         }
@@ -409,6 +376,16 @@ mod tests {
             ),
             ("new code", |w, _| w.code_sha256 = "def=".into(), &["code_sha256"]),
             ("role", |_, l| l.role_arn = "arn:other".into(), &["role"]),
+            // A function Lambda could not set up is never "No changes.".
+            (
+                "state Failed",
+                |_, l| {
+                    l.state = "Failed".into();
+                    l.state_reason = Some("The role is invalid".into());
+                },
+                &["state"],
+            ),
+            ("last update Failed", |_, l| l.last_update_status = "Failed".into(), &["state"]),
         ];
         for (name, f, attrs) in cases {
             let (mut w, mut l) = (want(), live());

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::aws::wait::Ctx;
-use crate::aws::{Aws, AwsError};
+use crate::aws::{Aws, AwsError, ErrorClass};
 
 pub type Tags = BTreeMap<String, String>;
 
@@ -62,12 +62,32 @@ impl Kind {
         }
     }
 
+    /// How the Resource Groups Tagging API names this kind: its `ResourceTypeFilters` entry
+    /// and the ARN prefix before the resource name. `None`: GetResources does not return it
+    /// (IAM roles: "GetResources does not currently support IAM users and roles", API
+    /// reference), so the kind discovers its own.
+    pub fn tagging(self) -> Option<(&'static str, &'static str)> {
+        match self {
+            Kind::IamRole => None,
+            Kind::S3Bucket => Some(("s3", "")),
+            Kind::KinesisStream => Some(("kinesis:stream", "stream/")),
+            Kind::SearchDomain => Some(("es:domain", "domain/")),
+            Kind::LambdaFunction => Some(("lambda:function", "function:")),
+            Kind::DeliveryStream => Some(("firehose:deliverystream", "deliverystream/")),
+        }
+    }
+
     /// What deleting (or replacing) a resource of this kind loses.
     pub fn data_loss(self) -> Option<&'static str> {
         match self {
             Kind::KinesisStream => Some("records stored in the stream (not yet read or within retention)"),
             Kind::SearchDomain => Some("every index and document in the domain"),
-            Kind::DeliveryStream => Some("records buffered in Firehose and not yet delivered"),
+            // A Kinesis-sourced delivery stream starts reading its stream at LATEST (Firehose
+            // developer guide, "Source, destination, and name"): what is written while no
+            // delivery stream exists is never delivered by the next one.
+            Kind::DeliveryStream => Some(
+                "records buffered in Firehose and not yet delivered, and every record written to the stream until a new delivery stream reads it (a new one starts at LATEST)",
+            ),
             Kind::S3Bucket => Some("the failed documents stored in the bucket"),
             Kind::IamRole | Kind::LambdaFunction => None,
         }
@@ -154,6 +174,15 @@ pub fn tag_change(out: &mut Vec<Change>, want: &Tags, have: &Tags) {
     }
 }
 
+/// A read that finds nothing answers `None`.
+pub fn found<T>(r: Result<T, AwsError>) -> Result<Option<T>, AwsError> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.is(ErrorClass::NotFound) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Does the stack own this resource (tag `pipectl:stack=<stack>`)?
 pub fn owned_by(tags: &Tags, stack: &str) -> bool {
     tags.get(crate::spec::STACK_TAG).map(String::as_str) == Some(stack)
@@ -180,23 +209,6 @@ where
             _ => return Ok(all),
         }
     }
-}
-
-/// The names among `names` whose tags (read by `tags`) mark them as owned by `stack`.
-pub async fn keep_owned<F, Fut>(names: Vec<String>, stack: &str, tags: F) -> Result<Vec<String>, AwsError>
-where
-    F: Fn(String) -> Fut,
-    Fut: std::future::Future<Output = Result<Tags, AwsError>>,
-{
-    let mut owned = Vec::new();
-    for n in names {
-        if owned_by(&tags(n.clone()).await?, stack) {
-            owned.push(n);
-        }
-    }
-    owned.sort();
-    owned.dedup();
-    Ok(owned)
 }
 
 /// What the spec wants of one resource, fully resolved (names, ARNs, policies, code hash).
@@ -329,6 +341,44 @@ impl Live {
         }
     }
 
+    /// Why a resource of this name cannot be used or taken over at all (even with --adopt).
+    pub fn blocker(&self) -> Option<&str> {
+        match self {
+            Live::S3Bucket(l) => l.unusable.as_deref(),
+            Live::IamRole(_)
+            | Live::KinesisStream(_)
+            | Live::SearchDomain(_)
+            | Live::LambdaFunction(_)
+            | Live::DeliveryStream(_) => None,
+        }
+    }
+
+    /// The state a saved plan depends on: everything but what moves by itself while nothing
+    /// changes (a bucket's object count, a function's or stream's transitional state, a
+    /// domain's processing flag and endpoint), so `apply PLANFILE` refuses only real changes.
+    pub fn stable(&self) -> Live {
+        let mut l = self.clone();
+        match &mut l {
+            Live::S3Bucket(b) => {
+                b.objects = 0;
+                b.objects_truncated = false;
+            }
+            Live::LambdaFunction(f) => {
+                f.state.clear();
+                f.state_reason = None;
+                f.last_update_status.clear();
+            }
+            Live::SearchDomain(d) => {
+                d.processing = false;
+                d.last_change = None;
+                d.endpoint = None;
+            }
+            Live::KinesisStream(s) => s.status.clear(),
+            Live::IamRole(_) | Live::DeliveryStream(_) => {}
+        }
+        l
+    }
+
     /// What deleting this resource loses, for the plan: the kind's data with a count of it, or
     /// nothing yet for a bucket that still holds objects and is kept without `purge`.
     pub fn loss_on_delete(&self, kind: Kind, purge: bool) -> Option<String> {
@@ -358,15 +408,96 @@ pub async fn read(aws: &Aws, id: &ResourceId) -> Result<Option<Live>, AwsError> 
     })
 }
 
-/// Names of every resource of `kind` tagged as owned by `stack`.
-pub async fn discover(aws: &Aws, kind: Kind, stack: &str) -> Result<Vec<String>, AwsError> {
-    match kind {
-        Kind::IamRole => role::discover(aws, stack).await,
-        Kind::S3Bucket => bucket::discover(aws, stack).await,
-        Kind::KinesisStream => stream::discover(aws, stack).await,
-        Kind::SearchDomain => domain::discover(aws, stack).await,
-        Kind::LambdaFunction => function::discover(aws, stack).await,
-        Kind::DeliveryStream => delivery::discover(aws, stack).await,
+/// The kind and name of a resource from its ARN, as GetResources returns it.
+fn id_from_arn(arn: &str) -> Option<ResourceId> {
+    // arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE (a bucket's region and account are empty).
+    let mut parts = arn.splitn(6, ':');
+    let (arn_tag, _, service, _, _, rest) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    if arn_tag != "arn" {
+        return None;
+    }
+    Kind::ALL.into_iter().find_map(|kind| {
+        let (filter, prefix) = kind.tagging()?;
+        if filter.split(':').next() != Some(service) {
+            return None;
+        }
+        let name = rest.strip_prefix(prefix)?;
+        // A function ARN may carry a version or alias after the name.
+        let name = if kind == Kind::LambdaFunction { name.split(':').next()? } else { name };
+        (!name.is_empty() && !name.contains('/')).then(|| ResourceId::new(kind, name))
+    })
+}
+
+/// Every resource tagged as owned by `stack`: one paginated GetResources call filtered on the
+/// stack's tag for the kinds the Tagging API covers, plus the kinds that discover themselves
+/// (IAM roles, under pipectl's path). The number of calls does not grow with unrelated
+/// resources in the account, and nobody else's resource is ever read.
+///
+/// The Tagging API is eventually consistent: a resource tagged seconds ago may be missing.
+/// Resources the spec names are read by name anyway; only a resource dropped from the spec
+/// within that window could be missed by one plan (the next one finds it).
+pub async fn discover(aws: &Aws, stack: &str) -> Result<Vec<ResourceId>, AwsError> {
+    use aws_sdk_resourcegroupstagging::types::TagFilter;
+    let filter = TagFilter::builder().key(crate::spec::STACK_TAG).values(stack).build();
+    let types: Vec<String> = Kind::ALL.iter().filter_map(|k| k.tagging()).map(|(t, _)| t.to_string()).collect();
+    let mut ids = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let out = aws
+            .call("tagging:GetResources", stack, || {
+                aws.tagging
+                    .get_resources()
+                    .tag_filters(filter.clone())
+                    .set_resource_type_filters(Some(types.clone()))
+                    .resources_per_page(100)
+                    .set_pagination_token(token.clone())
+                    .send()
+            })
+            .await?;
+        ids.extend(out.resource_tag_mapping_list().iter().filter_map(|m| m.resource_arn()).filter_map(id_from_arn));
+        token = out.pagination_token().filter(|t| !t.is_empty()).map(str::to_string);
+        if token.is_none() {
+            break;
+        }
+    }
+    for kind in Kind::ALL.into_iter().filter(|k| k.tagging().is_none()) {
+        let names = match kind {
+            Kind::IamRole => role::discover(aws, stack).await?,
+            _ => unreachable!("only kinds without Tagging API support discover themselves"),
+        };
+        ids.extend(names.into_iter().map(|n| ResourceId::new(kind, n)));
+    }
+    ids.sort();
+    ids.dedup();
+    Ok(ids)
+}
+
+/// The resource's tags as they are now (the execution-time ownership check); empty when gone.
+pub async fn read_tags(aws: &Aws, id: &ResourceId) -> Result<Tags, AwsError> {
+    let name = id.name.as_str();
+    let tags = match id.kind {
+        Kind::IamRole => role::read_tags(aws, name).await,
+        Kind::S3Bucket => bucket::read_tags(aws, name).await,
+        Kind::KinesisStream => stream::read_tags(aws, name).await,
+        Kind::SearchDomain => domain::read_tags(aws, name).await,
+        Kind::LambdaFunction => function::read_tags(aws, name).await,
+        Kind::DeliveryStream => delivery::read_tags(aws, name).await,
+    };
+    Ok(found(tags)?.unwrap_or_default())
+}
+
+/// How AWS will carry out `op`, where the service can say in advance (a dry run that changes
+/// nothing): today the OpenSearch domain updates.
+pub async fn deployment(aws: &Aws, op: &Op) -> Result<Option<(String, String)>, AwsError> {
+    match op {
+        Op::SearchDomain(domain::Op::Update(u)) => domain::deployment(aws, u).await,
+        Op::SearchDomain(_)
+        | Op::IamRole(_)
+        | Op::S3Bucket(_)
+        | Op::KinesisStream(_)
+        | Op::LambdaFunction(_)
+        | Op::DeliveryStream(_) => Ok(None),
     }
 }
 
@@ -424,6 +555,25 @@ mod tests {
         // "More" with an empty page (moto's ListStreams) ends instead of looping.
         let got: Vec<i32> = exclusive_start_pages(|_| async { Ok((vec![], true, None)) }).await.unwrap();
         assert!(got.is_empty());
+    }
+
+    #[test]
+    fn tagging_arns_map_to_ids() {
+        for (arn, want) in [
+            ("arn:aws:kinesis:eu-west-1:1:stream/DataStream", Some((Kind::KinesisStream, "DataStream"))),
+            ("arn:aws:es:eu-west-1:1:domain/kinesis", Some((Kind::SearchDomain, "kinesis"))),
+            ("arn:aws:firehose:eu-west-1:1:deliverystream/fh", Some((Kind::DeliveryStream, "fh"))),
+            ("arn:aws:lambda:eu-west-1:1:function:transform", Some((Kind::LambdaFunction, "transform"))),
+            ("arn:aws:lambda:eu-west-1:1:function:transform:prod", Some((Kind::LambdaFunction, "transform"))),
+            ("arn:aws:s3:::failed-docs", Some((Kind::S3Bucket, "failed-docs"))),
+            ("arn:aws:s3:::failed-docs/key", None),
+            ("arn:aws-cn:kinesis:cn-north-1:1:stream/s", Some((Kind::KinesisStream, "s"))),
+            ("arn:aws:kinesis:eu-west-1:1:stream/s/consumer/c:1", None),
+            ("arn:aws:sqs:eu-west-1:1:queue", None),
+            ("not an arn", None),
+        ] {
+            assert_eq!(id_from_arn(arn), want.map(|(k, n)| ResourceId::new(k, n)), "{arn}");
+        }
     }
 
     #[test]

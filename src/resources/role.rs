@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::normalize::{canonical, policy};
-use super::{cmp, tag_change, Change, TagUpdate, Tags};
-use crate::aws::errors::{from_sdk, gone_ok};
+use super::{cmp, found, tag_change, Change, TagUpdate, Tags};
+use crate::aws::errors::gone_ok;
 use crate::aws::wait::Ctx;
 use crate::aws::{Aws, AwsError, ErrorClass};
 
@@ -66,41 +66,22 @@ pub struct Update {
 }
 
 pub async fn read(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError> {
-    let out = match aws.iam.get_role().role_name(name).send().await {
-        Ok(o) => o,
-        Err(e) => {
-            let e = from_sdk("iam:GetRole", name, e);
-            return if e.is(ErrorClass::NotFound) { Ok(None) } else { Err(e) };
-        }
+    let iam = &aws.iam;
+    let Some(out) = found(aws.call("iam:GetRole", name, || iam.get_role().role_name(name).send()).await)? else {
+        return Ok(None);
     };
     let Some(role) = out.role() else { return Ok(None) };
     let mut inline = BTreeMap::new();
-    let names = aws
-        .iam
-        .list_role_policies()
-        .role_name(name)
-        .send()
-        .await
-        .map_err(|e| from_sdk("iam:ListRolePolicies", name, e))?;
+    let names = aws.call("iam:ListRolePolicies", name, || iam.list_role_policies().role_name(name).send()).await?;
     for p in names.policy_names() {
-        let doc = aws
-            .iam
-            .get_role_policy()
-            .role_name(name)
-            .policy_name(p)
-            .send()
-            .await
-            .map_err(|e| from_sdk("iam:GetRolePolicy", name, e))?;
+        let doc =
+            aws.call("iam:GetRolePolicy", name, || iam.get_role_policy().role_name(name).policy_name(p).send()).await?;
         // IAM returns the document URL-encoded.
         inline.insert(p.clone(), policy(doc.policy_document()));
     }
     let attached = aws
-        .iam
-        .list_attached_role_policies()
-        .role_name(name)
-        .send()
-        .await
-        .map_err(|e| from_sdk("iam:ListAttachedRolePolicies", name, e))?;
+        .call("iam:ListAttachedRolePolicies", name, || iam.list_attached_role_policies().role_name(name).send())
+        .await?;
     let mut managed: Vec<String> =
         attached.attached_policies().iter().filter_map(|p| p.policy_arn().map(str::to_string)).collect();
     managed.sort();
@@ -116,29 +97,28 @@ pub async fn read(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError> {
     }))
 }
 
+/// The role's tags (the execution-time ownership check).
+pub async fn read_tags(aws: &Aws, name: &str) -> Result<Tags, AwsError> {
+    let out = aws.call("iam:ListRoleTags", name, || aws.iam.list_role_tags().role_name(name).send()).await?;
+    Ok(out.tags().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect())
+}
+
+/// The Tagging API does not cover IAM roles, so roles are found by pipectl's path: one
+/// ListRoles page per 100 pipectl roles, and one ListRoleTags per pipectl role. Roles of
+/// other tools and people are never listed; a role whose tags we may not read is not ours.
 pub async fn discover(aws: &Aws, stack: &str) -> Result<Vec<String>, AwsError> {
     let mut owned = Vec::new();
     let mut marker: Option<String> = None;
     loop {
         let out = aws
-            .iam
-            .list_roles()
-            .path_prefix(PATH)
-            .set_marker(marker.clone())
-            .send()
-            .await
-            .map_err(|e| from_sdk("iam:ListRoles", PATH, e))?;
+            .call("iam:ListRoles", PATH, || aws.iam.list_roles().path_prefix(PATH).set_marker(marker.clone()).send())
+            .await?;
         for r in out.roles() {
-            let tags = aws
-                .iam
-                .list_role_tags()
-                .role_name(r.role_name())
-                .send()
-                .await
-                .map_err(|e| from_sdk("iam:ListRoleTags", r.role_name(), e))?;
-            let tags: Tags = tags.tags().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect();
-            if super::owned_by(&tags, stack) {
-                owned.push(r.role_name().to_string());
+            match read_tags(aws, r.role_name()).await {
+                Ok(tags) if super::owned_by(&tags, stack) => owned.push(r.role_name().to_string()),
+                Ok(_) => {}
+                Err(e) if e.is(ErrorClass::NotFound) || e.is(ErrorClass::Denied) => {}
+                Err(e) => return Err(e),
             }
         }
         marker = out.marker().map(str::to_string);
@@ -188,16 +168,8 @@ pub fn update_op(want: &Desired, have: &Live) -> Op {
 async fn put_inline(ctx: &Ctx<'_>, role: &str, policies: &BTreeMap<String, Value>) -> Result<(), AwsError> {
     for (name, doc) in policies {
         let text = doc.to_string();
-        ctx.retry("iam:PutRolePolicy", || async {
-            ctx.aws
-                .iam
-                .put_role_policy()
-                .role_name(role)
-                .policy_name(name)
-                .policy_document(&text)
-                .send()
-                .await
-                .map_err(|e| from_sdk("iam:PutRolePolicy", role, e))
+        ctx.call("iam:PutRolePolicy", role, || {
+            ctx.aws.iam.put_role_policy().role_name(role).policy_name(name).policy_document(&text).send()
         })
         .await?;
     }
@@ -214,7 +186,7 @@ pub async fn execute(ctx: &Ctx<'_>, op: &Op) -> Result<(), AwsError> {
         Op::Create(d) => {
             let name = d.name.as_str();
             let trust = d.trust.to_string();
-            ctx.retry("iam:CreateRole", || async {
+            ctx.call("iam:CreateRole", name, || {
                 iam.create_role()
                     .role_name(name)
                     .path(&d.path)
@@ -222,23 +194,14 @@ pub async fn execute(ctx: &Ctx<'_>, op: &Op) -> Result<(), AwsError> {
                     .assume_role_policy_document(&trust)
                     .set_tags(Some(iam_tags(&d.tags)))
                     .send()
-                    .await
-                    .map_err(|e| from_sdk("iam:CreateRole", name, e))
             })
             .await?;
             put_inline(ctx, name, &d.inline).await?;
             // IAM is eventually consistent: wait until the role reads back.
             ctx.wait_until("role visible", TIMEOUT, || async {
-                match iam.get_role().role_name(name).send().await {
-                    Ok(_) => Ok(None),
-                    Err(e) => {
-                        let e = from_sdk("iam:GetRole", name, e);
-                        if e.is(ErrorClass::NotFound) {
-                            Ok(Some("not visible yet".into()))
-                        } else {
-                            Err(e)
-                        }
-                    }
+                match found(ctx.aws.call("iam:GetRole", name, || iam.get_role().role_name(name).send()).await)? {
+                    Some(_) => Ok(None),
+                    None => Ok(Some("not visible yet".into())),
                 }
             })
             .await
@@ -246,59 +209,34 @@ pub async fn execute(ctx: &Ctx<'_>, op: &Op) -> Result<(), AwsError> {
         Op::Update(u) => {
             let name = u.name.as_str();
             if !u.tags.set.is_empty() {
-                ctx.retry("iam:TagRole", || async {
-                    iam.tag_role()
-                        .role_name(name)
-                        .set_tags(Some(iam_tags(&u.tags.set)))
-                        .send()
-                        .await
-                        .map_err(|e| from_sdk("iam:TagRole", name, e))
+                ctx.call("iam:TagRole", name, || {
+                    iam.tag_role().role_name(name).set_tags(Some(iam_tags(&u.tags.set))).send()
                 })
                 .await?;
             }
             if !u.tags.remove.is_empty() {
-                ctx.retry("iam:UntagRole", || async {
-                    iam.untag_role()
-                        .role_name(name)
-                        .set_tag_keys(Some(u.tags.remove.clone()))
-                        .send()
-                        .await
-                        .map_err(|e| from_sdk("iam:UntagRole", name, e))
+                ctx.call("iam:UntagRole", name, || {
+                    iam.untag_role().role_name(name).set_tag_keys(Some(u.tags.remove.clone())).send()
                 })
                 .await?;
             }
             if let Some(trust) = &u.trust {
                 let text = trust.to_string();
-                ctx.retry("iam:UpdateAssumeRolePolicy", || async {
-                    iam.update_assume_role_policy()
-                        .role_name(name)
-                        .policy_document(&text)
-                        .send()
-                        .await
-                        .map_err(|e| from_sdk("iam:UpdateAssumeRolePolicy", name, e))
+                ctx.call("iam:UpdateAssumeRolePolicy", name, || {
+                    iam.update_assume_role_policy().role_name(name).policy_document(&text).send()
                 })
                 .await?;
             }
             put_inline(ctx, name, &u.put_inline).await?;
             for p in &u.delete_inline {
-                ctx.retry("iam:DeleteRolePolicy", || async {
-                    iam.delete_role_policy()
-                        .role_name(name)
-                        .policy_name(p)
-                        .send()
-                        .await
-                        .map_err(|e| from_sdk("iam:DeleteRolePolicy", name, e))
+                ctx.call("iam:DeleteRolePolicy", name, || {
+                    iam.delete_role_policy().role_name(name).policy_name(p).send()
                 })
                 .await?;
             }
             for arn in &u.detach {
-                ctx.retry("iam:DetachRolePolicy", || async {
-                    iam.detach_role_policy()
-                        .role_name(name)
-                        .policy_arn(arn)
-                        .send()
-                        .await
-                        .map_err(|e| from_sdk("iam:DetachRolePolicy", name, e))
+                ctx.call("iam:DetachRolePolicy", name, || {
+                    iam.detach_role_policy().role_name(name).policy_arn(arn).send()
                 })
                 .await?;
             }
@@ -307,33 +245,18 @@ pub async fn execute(ctx: &Ctx<'_>, op: &Op) -> Result<(), AwsError> {
         Op::Delete { name, inline, managed } => {
             let name = name.as_str();
             for arn in managed {
-                ctx.retry("iam:DetachRolePolicy", || async {
-                    iam.detach_role_policy()
-                        .role_name(name)
-                        .policy_arn(arn)
-                        .send()
-                        .await
-                        .map_err(|e| from_sdk("iam:DetachRolePolicy", name, e))
+                ctx.call("iam:DetachRolePolicy", name, || {
+                    iam.detach_role_policy().role_name(name).policy_arn(arn).send()
                 })
                 .await?;
             }
             for p in inline {
-                ctx.retry("iam:DeleteRolePolicy", || async {
-                    iam.delete_role_policy()
-                        .role_name(name)
-                        .policy_name(p)
-                        .send()
-                        .await
-                        .map_err(|e| from_sdk("iam:DeleteRolePolicy", name, e))
+                ctx.call("iam:DeleteRolePolicy", name, || {
+                    iam.delete_role_policy().role_name(name).policy_name(p).send()
                 })
                 .await?;
             }
-            gone_ok(
-                ctx.retry("iam:DeleteRole", || async {
-                    iam.delete_role().role_name(name).send().await.map_err(|e| from_sdk("iam:DeleteRole", name, e))
-                })
-                .await,
-            )
+            gone_ok(ctx.call("iam:DeleteRole", name, || iam.delete_role().role_name(name).send()).await)
         }
     }
 }

@@ -2,15 +2,16 @@
 //! all change in place; resharding steps by at most x2 or /2 per UpdateShardCount call (the
 //! AWS limit, which moto does not enforce).
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_sdk_kinesis::types::{EncryptionType, ScalingType, StreamMode, StreamModeDetails};
 use serde::{Deserialize, Serialize};
 
-use super::{cmp, tag_change, Change, TagUpdate, Tags};
-use crate::aws::errors::{from_sdk, gone_ok};
+use super::{cmp, found, tag_change, Change, TagUpdate, Tags};
+use crate::aws::errors::gone_ok;
 use crate::aws::wait::Ctx;
-use crate::aws::{Aws, AwsError, ErrorClass};
+use crate::aws::{Aws, AwsError};
 
 /// The AWS-managed key used for server-side encryption.
 pub const KMS_KEY: &str = "alias/aws/kinesis";
@@ -48,8 +49,8 @@ pub enum Op {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Update {
     pub name: String,
-    /// Switch an on-demand stream to provisioned capacity first.
-    pub to_provisioned: bool,
+    /// Switch an on-demand stream (this ARN) to provisioned capacity first.
+    pub to_provisioned: Option<String>,
     /// Target shard counts, one UpdateShardCount call each.
     pub shard_steps: Vec<u32>,
     /// (current, wanted) retention in hours.
@@ -60,12 +61,10 @@ pub struct Update {
 }
 
 pub async fn read(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError> {
-    let out = match aws.kinesis.describe_stream_summary().stream_name(name).send().await {
-        Ok(o) => o,
-        Err(e) => {
-            let e = from_sdk("kinesis:DescribeStreamSummary", name, e);
-            return if e.is(ErrorClass::NotFound) { Ok(None) } else { Err(e) };
-        }
+    let op = "kinesis:DescribeStreamSummary";
+    let Some(out) = found(aws.call(op, name, || aws.kinesis.describe_stream_summary().stream_name(name).send()).await)?
+    else {
+        return Ok(None);
     };
     let Some(s) = out.stream_description_summary() else { return Ok(None) };
     Ok(Some(Live {
@@ -84,17 +83,16 @@ pub async fn read(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError> {
     }))
 }
 
-async fn read_tags(aws: &Aws, name: &str) -> Result<Tags, AwsError> {
-    // The name-based tag API: moto 5.2 answers the ARN-based ListTagsForResource with HTTP 500.
+/// The stream's tags. ListTagsForStream allows 5 calls per second per account (Kinesis API
+/// reference): `Aws::call` retries its LimitExceededException as throttling. The name-based
+/// API: moto 5.2 answers the ARN-based ListTagsForResource with HTTP 500.
+pub async fn read_tags(aws: &Aws, name: &str) -> Result<Tags, AwsError> {
     let pairs = super::exclusive_start_pages(|start| async move {
         let out = aws
-            .kinesis
-            .list_tags_for_stream()
-            .stream_name(name)
-            .set_exclusive_start_tag_key(start)
-            .send()
-            .await
-            .map_err(|e| from_sdk("kinesis:ListTagsForStream", name, e))?;
+            .call("kinesis:ListTagsForStream", name, || {
+                aws.kinesis.list_tags_for_stream().stream_name(name).set_exclusive_start_tag_key(start.clone()).send()
+            })
+            .await?;
         let items: Vec<(String, String)> =
             out.tags().iter().map(|t| (t.key().to_string(), t.value().unwrap_or_default().to_string())).collect();
         let last = items.last().map(|(k, _)| k.clone());
@@ -102,25 +100,6 @@ async fn read_tags(aws: &Aws, name: &str) -> Result<Tags, AwsError> {
     })
     .await?;
     Ok(pairs.into_iter().collect())
-}
-
-pub async fn discover(aws: &Aws, stack: &str) -> Result<Vec<String>, AwsError> {
-    // Paginated by ExclusiveStartStreamName: moto's ListStreams sets HasMoreStreams without a
-    // NextToken, so a token-based loop would stop after the first page.
-    let names = super::exclusive_start_pages(|start| async move {
-        let out = aws
-            .kinesis
-            .list_streams()
-            .set_exclusive_start_stream_name(start)
-            .send()
-            .await
-            .map_err(|e| from_sdk("kinesis:ListStreams", "*", e))?;
-        let page = out.stream_names().to_vec();
-        let last = page.last().cloned();
-        Ok((page, out.has_more_streams(), last))
-    })
-    .await?;
-    super::keep_owned(names, stack, |n| async move { read_tags(aws, &n).await }).await
 }
 
 pub fn diff(want: &Desired, have: &Live) -> Vec<Change> {
@@ -155,7 +134,7 @@ pub fn reshard_steps(from: u32, to: u32) -> Vec<u32> {
 pub fn update_op(want: &Desired, have: &Live) -> Op {
     Op::Update(Update {
         name: want.name.clone(),
-        to_provisioned: have.on_demand,
+        to_provisioned: have.on_demand.then(|| have.arn.clone()),
         shard_steps: reshard_steps(have.shards, want.shards),
         retention: (have.retention_hours != want.retention_hours)
             .then_some((have.retention_hours, want.retention_hours)),
@@ -176,44 +155,25 @@ async fn wait_active(ctx: &Ctx<'_>, name: &str) -> Result<(), AwsError> {
 }
 
 async fn read_status(aws: &Aws, name: &str) -> Result<Option<String>, AwsError> {
-    match aws.kinesis.describe_stream_summary().stream_name(name).send().await {
-        Ok(o) => Ok(o.stream_description_summary().map(|s| s.stream_status().as_str().to_string())),
-        Err(e) => {
-            let e = from_sdk("kinesis:DescribeStreamSummary", name, e);
-            if e.is(ErrorClass::NotFound) {
-                Ok(None)
-            } else {
-                Err(e)
-            }
-        }
-    }
+    let op = "kinesis:DescribeStreamSummary";
+    let out = found(aws.call(op, name, || aws.kinesis.describe_stream_summary().stream_name(name).send()).await)?;
+    Ok(out.and_then(|o| o.stream_description_summary().map(|s| s.stream_status().as_str().to_string())))
 }
 
+/// Up to 10 tags per AddTagsToStream / RemoveTagsFromStream call (Kinesis API reference).
 async fn apply_tags(ctx: &Ctx<'_>, name: &str, tags: &TagUpdate) -> Result<(), AwsError> {
     let k = &ctx.aws.kinesis;
-    // AddTagsToStream takes at most 10 tags per call.
     let set: Vec<(&String, &String)> = tags.set.iter().collect();
     for chunk in set.chunks(10) {
-        let map: std::collections::HashMap<String, String> =
-            chunk.iter().map(|(k, v)| ((*k).clone(), (*v).clone())).collect();
-        ctx.retry("kinesis:AddTagsToStream", || async {
-            k.add_tags_to_stream()
-                .stream_name(name)
-                .set_tags(Some(map.clone()))
-                .send()
-                .await
-                .map_err(|e| from_sdk("kinesis:AddTagsToStream", name, e))
+        let map: HashMap<String, String> = chunk.iter().map(|(k, v)| ((*k).clone(), (*v).clone())).collect();
+        ctx.call("kinesis:AddTagsToStream", name, || {
+            k.add_tags_to_stream().stream_name(name).set_tags(Some(map.clone())).send()
         })
         .await?;
     }
     for chunk in tags.remove.chunks(10) {
-        ctx.retry("kinesis:RemoveTagsFromStream", || async {
-            k.remove_tags_from_stream()
-                .stream_name(name)
-                .set_tag_keys(Some(chunk.to_vec()))
-                .send()
-                .await
-                .map_err(|e| from_sdk("kinesis:RemoveTagsFromStream", name, e))
+        ctx.call("kinesis:RemoveTagsFromStream", name, || {
+            k.remove_tags_from_stream().stream_name(name).set_tag_keys(Some(chunk.to_vec())).send()
         })
         .await?;
     }
@@ -223,25 +183,13 @@ async fn apply_tags(ctx: &Ctx<'_>, name: &str, tags: &TagUpdate) -> Result<(), A
 async fn set_encryption(ctx: &Ctx<'_>, name: &str, on: bool) -> Result<(), AwsError> {
     let k = &ctx.aws.kinesis;
     if on {
-        ctx.retry("kinesis:StartStreamEncryption", || async {
-            k.start_stream_encryption()
-                .stream_name(name)
-                .encryption_type(EncryptionType::Kms)
-                .key_id(KMS_KEY)
-                .send()
-                .await
-                .map_err(|e| from_sdk("kinesis:StartStreamEncryption", name, e))
+        ctx.call("kinesis:StartStreamEncryption", name, || {
+            k.start_stream_encryption().stream_name(name).encryption_type(EncryptionType::Kms).key_id(KMS_KEY).send()
         })
         .await?;
     } else {
-        ctx.retry("kinesis:StopStreamEncryption", || async {
-            k.stop_stream_encryption()
-                .stream_name(name)
-                .encryption_type(EncryptionType::Kms)
-                .key_id(KMS_KEY)
-                .send()
-                .await
-                .map_err(|e| from_sdk("kinesis:StopStreamEncryption", name, e))
+        ctx.call("kinesis:StopStreamEncryption", name, || {
+            k.stop_stream_encryption().stream_name(name).encryption_type(EncryptionType::Kms).key_id(KMS_KEY).send()
         })
         .await?;
     }
@@ -250,28 +198,23 @@ async fn set_encryption(ctx: &Ctx<'_>, name: &str, on: bool) -> Result<(), AwsEr
 
 async fn set_retention(ctx: &Ctx<'_>, name: &str, from: u32, to: u32) -> Result<(), AwsError> {
     let k = &ctx.aws.kinesis;
+    let hours = to as i32;
     if to > from {
-        ctx.retry("kinesis:IncreaseStreamRetentionPeriod", || async {
-            k.increase_stream_retention_period()
-                .stream_name(name)
-                .retention_period_hours(to as i32)
-                .send()
-                .await
-                .map_err(|e| from_sdk("kinesis:IncreaseStreamRetentionPeriod", name, e))
+        ctx.call("kinesis:IncreaseStreamRetentionPeriod", name, || {
+            k.increase_stream_retention_period().stream_name(name).retention_period_hours(hours).send()
         })
         .await?;
     } else {
-        ctx.retry("kinesis:DecreaseStreamRetentionPeriod", || async {
-            k.decrease_stream_retention_period()
-                .stream_name(name)
-                .retention_period_hours(to as i32)
-                .send()
-                .await
-                .map_err(|e| from_sdk("kinesis:DecreaseStreamRetentionPeriod", name, e))
+        ctx.call("kinesis:DecreaseStreamRetentionPeriod", name, || {
+            k.decrease_stream_retention_period().stream_name(name).retention_period_hours(hours).send()
         })
         .await?;
     }
     wait_active(ctx, name).await
+}
+
+fn provisioned() -> StreamModeDetails {
+    StreamModeDetails::builder().stream_mode(StreamMode::Provisioned).build().expect("mode set")
 }
 
 pub async fn execute(ctx: &Ctx<'_>, op: &Op) -> Result<(), AwsError> {
@@ -279,22 +222,20 @@ pub async fn execute(ctx: &Ctx<'_>, op: &Op) -> Result<(), AwsError> {
     match op {
         Op::Create(d) => {
             let name = d.name.as_str();
-            ctx.retry("kinesis:CreateStream", || async {
+            // Tagged in the CreateStream call itself (up to 50 tags, Kinesis API reference), so
+            // an interrupted apply never leaves an untagged stream that the next plan would
+            // call a conflict. ShardCount is always sent: moto crashes without it.
+            let tags: HashMap<String, String> = d.tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            ctx.call("kinesis:CreateStream", name, || {
                 k.create_stream()
                     .stream_name(name)
-                    // ShardCount is always sent: moto crashes without it.
                     .shard_count(d.shards as i32)
-                    .stream_mode_details(
-                        StreamModeDetails::builder().stream_mode(StreamMode::Provisioned).build().expect("mode set"),
-                    )
+                    .stream_mode_details(provisioned())
+                    .set_tags(Some(tags.clone()))
                     .send()
-                    .await
-                    .map_err(|e| from_sdk("kinesis:CreateStream", name, e))
             })
             .await?;
             wait_active(ctx, name).await?;
-            // Tagged after creation: moto ignores CreateStream's Tags parameter.
-            apply_tags(ctx, name, &TagUpdate { set: d.tags.clone(), remove: vec![] }).await?;
             if d.retention_hours != 24 {
                 set_retention(ctx, name, 24, d.retention_hours).await?;
             }
@@ -307,44 +248,21 @@ pub async fn execute(ctx: &Ctx<'_>, op: &Op) -> Result<(), AwsError> {
             let name = u.name.as_str();
             // Ownership tags first: a failure later still leaves the stream marked as ours.
             apply_tags(ctx, name, &u.tags).await?;
-            if u.to_provisioned {
-                let arn = ctx
-                    .aws
-                    .kinesis
-                    .describe_stream_summary()
-                    .stream_name(name)
-                    .send()
-                    .await
-                    .map_err(|e| from_sdk("kinesis:DescribeStreamSummary", name, e))?
-                    .stream_description_summary()
-                    .map(|s| s.stream_arn().to_string())
-                    .unwrap_or_default();
-                ctx.retry("kinesis:UpdateStreamMode", || async {
-                    k.update_stream_mode()
-                        .stream_arn(&arn)
-                        .stream_mode_details(
-                            StreamModeDetails::builder()
-                                .stream_mode(StreamMode::Provisioned)
-                                .build()
-                                .expect("mode set"),
-                        )
-                        .send()
-                        .await
-                        .map_err(|e| from_sdk("kinesis:UpdateStreamMode", name, e))
+            if let Some(arn) = &u.to_provisioned {
+                ctx.call("kinesis:UpdateStreamMode", name, || {
+                    k.update_stream_mode().stream_arn(arn).stream_mode_details(provisioned()).send()
                 })
                 .await?;
                 wait_active(ctx, name).await?;
             }
             for &target in &u.shard_steps {
                 ctx.note(format!("resharding to {target} shard(s)"));
-                ctx.retry("kinesis:UpdateShardCount", || async {
+                ctx.call("kinesis:UpdateShardCount", name, || {
                     k.update_shard_count()
                         .stream_name(name)
                         .target_shard_count(target as i32)
                         .scaling_type(ScalingType::UniformScaling)
                         .send()
-                        .await
-                        .map_err(|e| from_sdk("kinesis:UpdateShardCount", name, e))
                 })
                 .await?;
                 wait_active(ctx, name).await?;
@@ -360,20 +278,12 @@ pub async fn execute(ctx: &Ctx<'_>, op: &Op) -> Result<(), AwsError> {
         Op::Delete { name } => {
             let name = name.as_str();
             gone_ok(
-                ctx.retry("kinesis:DeleteStream", || async {
-                    k.delete_stream()
-                        .stream_name(name)
-                        .enforce_consumer_deletion(true)
-                        .send()
-                        .await
-                        .map_err(|e| from_sdk("kinesis:DeleteStream", name, e))
+                ctx.call("kinesis:DeleteStream", name, || {
+                    k.delete_stream().stream_name(name).enforce_consumer_deletion(true).send()
                 })
                 .await,
             )?;
-            ctx.wait_until("stream deleted", READY_TIMEOUT, || async {
-                Ok(read_status(ctx.aws, name).await?.map(|s| s.to_string()))
-            })
-            .await
+            ctx.wait_until("stream deleted", READY_TIMEOUT, || async { read_status(ctx.aws, name).await }).await
         }
     }
 }

@@ -52,6 +52,9 @@ pub struct Access {
     pub allow_ips: Vec<String>,
     #[serde(default)]
     pub allow_account: bool,
+    /// Say so explicitly to let `allow_ips` admit every address (the whole IPv4 or IPv6 space).
+    #[serde(default)]
+    pub public: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -57,6 +57,23 @@ const CASES: &[(&str, &str, &str, &str)] = &[
     ("allow_ips: [\"1.1.1.1/32\"]", "allow_ips: [\"1.1.1.1/33\"]", "\"1.1.1.1/33", "prefix must be 0-32"),
     ("allow_ips: [\"1.1.1.1/32\"]", "allow_ips: [\"10.0.0.0/8\", \"300.1.1.1\"]", "\"300", "not an IP address"),
     ("allow_ips: [\"1.1.1.1/32\"]", "allow_ips: [\"2001:db8::/129\"]", "\"2001", "prefix must be 0-128"),
+    // Ranges that together admit everyone make the domain public: refused without public: true.
+    ("allow_ips: [\"1.1.1.1/32\"]", "allow_ips: [\"0.0.0.0/0\"]", "[\"0.0.0.0/0", "every IPv4 address"),
+    (
+        "allow_ips: [\"1.1.1.1/32\"]",
+        "allow_ips: [\"0.0.0.0/1\", \"128.0.0.0/1\"]",
+        "[\"0.0.0.0/1",
+        "every IPv4 address",
+    ),
+    ("allow_ips: [\"1.1.1.1/32\"]", "allow_ips: [\"::/0\"]", "[\"::/0", "every IPv6 address"),
+    (
+        "allow_ips: [\"1.1.1.1/32\"]",
+        "allow_ips: [\"::/1\", \"8000::/2\", \"c000::/2\"]",
+        "[\"::/1",
+        "every IPv6 address",
+    ),
+    ("engine: OpenSearch_2.13", "engine: Elasticsearch_6.8", "Elasticsearch_6.8", "is not supported"),
+    ("engine: OpenSearch_2.13", "engine: Elasticsearch_5.6", "Elasticsearch_5.6", "is not supported"),
     ("name: crime-data-firehose-backup", "name: Crime_Backup", "Crime_Backup", "invalid bucket name"),
     ("name: crime-data-firehose-backup", "name: ab", "ab", "must be 3-63"),
     ("name: crime-data-firehose-backup", "name: 192.168.1.1", "192", "IP address"),
@@ -205,8 +222,17 @@ fn duplicate_names_across_pipelines() {
 fn warnings_do_not_fail() {
     let l = parse("w.yaml", &CRIME.replace("timeout_s: 300", "timeout_s: 600")).unwrap();
     assert!(l.warnings.to_string().contains("at most 5 minutes"), "{}", l.warnings);
-    let l = parse("w.yaml", &CRIME.replace("[\"1.1.1.1/32\"]", "[\"0.0.0.0/0\"]")).unwrap();
-    assert!(l.warnings.to_string().contains("whole internet"));
+    // Public on purpose: allowed, and still said.
+    let l = parse(
+        "w.yaml",
+        &CRIME
+            .replace("[\"1.1.1.1/32\"]", "[\"0.0.0.0/0\"]")
+            .replace("allow_account: true", "allow_account: true\n    public: true"),
+    )
+    .unwrap_or_else(|d| panic!("{d}"));
+    assert!(l.warnings.to_string().contains("every IPv4 address: the domain is public"), "{}", l.warnings);
+    // Near-everything is not everything.
+    parse("w.yaml", &CRIME.replace("[\"1.1.1.1/32\"]", "[\"0.0.0.0/1\", \"128.0.0.0/2\"]")).unwrap();
 }
 
 #[test]
@@ -220,6 +246,18 @@ fn oversized_schema_is_rejected() {
     let text = CRIME.replace("        - { name: address, type: keyword, from: address }\n", &fields);
     let d = parse("big.yaml", &text).unwrap_err();
     assert!(d.to_string().contains("over Lambda's 4096-byte limit"), "{d}");
+}
+
+#[test]
+fn lambda_env_is_measured_as_lambda_measures_it() {
+    // The variables map as JSON: the value's own quotes are escaped and count twice.
+    assert_eq!(validate::lambda_env_size(&[("K", "v")]), r#"{"K":"v"}"#.len());
+    assert_eq!(validate::lambda_env_size(&[("K", r#"{"a":1}"#)]), r#"{"K":"{\"a\":1}"}"#.len());
+    // The article's schema is well inside the limit.
+    let l = parse("crime-data.yaml", CRIME).unwrap();
+    let schema = serde_json::to_string(&l.spec.pipelines[0].schema).unwrap();
+    let size = validate::lambda_env_size(&[(crate::transform::SCHEMA_ENV, &schema)]);
+    assert!(size < 2048, "{size}");
 }
 
 #[test]

@@ -122,11 +122,48 @@ pub(super) fn validate(spec: &Spec, index: &PosIndex) -> Vec<Diagnostic> {
     if d.access.allow_ips.is_empty() {
         c.error("search.access.allow_ips", "allow_ips needs at least one address or CIDR range");
     }
+    let mut ranges = Vec::new();
     for (i, ip) in d.access.allow_ips.iter().enumerate() {
-        if let Err(why) = parse_cidr(ip) {
-            c.error(&format!("search.access.allow_ips[{i}]"), format!("invalid IP address or CIDR {ip:?}: {why}"));
-        } else if ip.ends_with("/0") {
-            c.warn(&format!("search.access.allow_ips[{i}]"), format!("{ip} admits the whole internet"));
+        match parse_cidr(ip) {
+            Err(why) => {
+                c.error(&format!("search.access.allow_ips[{i}]"), format!("invalid IP address or CIDR {ip:?}: {why}"))
+            }
+            Ok(r) => ranges.push(r),
+        }
+    }
+    // Ranges that together admit every address make the domain public (a policy with
+    // `aws:SourceIp` 0.0.0.0/0, or 0.0.0.0/1 + 128.0.0.0/1, is an open policy): refused unless
+    // the spec says `public: true`.
+    for family in ["IPv4", "IPv6"] {
+        if covers_everything(&ranges, family == "IPv6") {
+            if d.access.public {
+                c.warn(
+                    "search.access.allow_ips",
+                    format!("allow_ips admit every {family} address: the domain is public"),
+                );
+            } else {
+                c.error(
+                    "search.access.allow_ips",
+                    format!(
+                        "allow_ips together admit every {family} address, which makes the domain public to the internet; \
+                         list your own ranges, or set `public: true` under search.access if that is really meant"
+                    ),
+                );
+            }
+        }
+    }
+    // Elasticsearch before 7 lacks what the stack relies on (node-to-node encryption needs 6.0,
+    // encryption at rest 5.1, Firehose needs a TypeName up to 6.x, gp3 needs 7.10): refused
+    // with the reason rather than half supported.
+    if let Some(v) = d.engine.strip_prefix("Elasticsearch_") {
+        if v.split('.').next().and_then(|m| m.parse::<u32>().ok()).is_some_and(|major| major < 7) {
+            c.error(
+                "search.engine",
+                format!(
+                    "{} is not supported: pipectl needs Elasticsearch 7.x or OpenSearch (older versions need mapping types in Firehose and lack encryption options); upgrade the domain first",
+                    d.engine
+                ),
+            );
         }
     }
 
@@ -217,6 +254,17 @@ pub(super) fn validate(spec: &Spec, index: &PosIndex) -> Vec<Diagnostic> {
             "Firehose OpenSearch destination",
         );
         c.range(&at("delivery.retry_s"), "retry_s", dl.retry_s, 0, 7200, "Firehose RetryOptions");
+        // The transform's processor buffer follows this buffering within its own limits.
+        let (pmb, ps) = crate::resources::delivery::processor_buffer(dl.buffering.size_mb, dl.buffering.interval_s);
+        if pmb != dl.buffering.size_mb || ps != dl.buffering.interval_s {
+            c.warn(
+                &at("delivery.buffering"),
+                format!(
+                    "the transform Lambda is invoked with at most {pmb} MB / {ps} s of records (a Firehose processor buffers 1-3 MB, 60-900 s); the destination still buffers {} MB / {} s",
+                    dl.buffering.size_mb, dl.buffering.interval_s
+                ),
+            );
+        }
         if dl.failed_prefix.is_empty() || dl.failed_prefix.len() > 1024 {
             c.error(&at("delivery.failed_prefix"), "failed_prefix must be 1-1024 characters");
         } else if dl.failed_prefix.starts_with('/') {
@@ -331,8 +379,10 @@ fn validate_schema(c: &mut Checker<'_>, spec: &Spec, i: usize) {
             _ => {}
         }
     }
-    // The schema travels to the Lambda in its environment (see transform::SCHEMA_ENV).
-    let size = SCHEMA_ENV.len() + serde_json::to_string(s).map(|j| j.len()).unwrap_or(0);
+    // The schema travels to the Lambda in its environment (see transform::SCHEMA_ENV). Lambda
+    // measures the 4 KB on the variables map serialised as JSON ("String measured: {...}" in
+    // its error), where every quote of the schema's own JSON is escaped and counts twice.
+    let size = lambda_env_size(&[(SCHEMA_ENV, &serde_json::to_string(s).unwrap_or_default())]);
     if size > LAMBDA_ENV_LIMIT {
         c.error(
             &at("fields"),
@@ -341,6 +391,13 @@ fn validate_schema(c: &mut Checker<'_>, spec: &Spec, i: usize) {
             ),
         );
     }
+}
+
+/// The size Lambda checks against its 4 KB environment limit: the variables map as JSON.
+pub fn lambda_env_size(vars: &[(&str, &str)]) -> usize {
+    let map: serde_json::Map<String, serde_json::Value> =
+        vars.iter().map(|(k, v)| (k.to_string(), serde_json::Value::String(v.to_string()))).collect();
+    serde_json::to_string(&map).map(|j| j.len()).unwrap_or(usize::MAX)
 }
 
 fn valid_region(r: &str) -> bool {
@@ -357,6 +414,38 @@ fn valid_engine(e: &str) -> bool {
     matches!(family, "OpenSearch" | "Elasticsearch")
         && matches!((v.next(), v.next(), v.next()), (Some(a), Some(b), None)
             if !a.is_empty() && !b.is_empty() && a.chars().chain(b.chars()).all(|c| c.is_ascii_digit()))
+}
+
+/// Whether the ranges of one family (IPv4 or IPv6) together cover its whole address space.
+fn covers_everything(ranges: &[(IpAddr, u8)], v6: bool) -> bool {
+    let bits: u32 = if v6 { 128 } else { 32 };
+    let mut spans: Vec<(u128, u128)> = ranges
+        .iter()
+        .filter(|(ip, _)| ip.is_ipv6() == v6)
+        .map(|(ip, prefix)| {
+            let n = match ip {
+                IpAddr::V4(a) => u128::from(u32::from(*a)),
+                IpAddr::V6(a) => u128::from(*a),
+            };
+            let host_bits = bits - u32::from(*prefix);
+            let size_minus_one = if host_bits >= 128 { u128::MAX } else { (1u128 << host_bits) - 1 };
+            let start = n & !size_minus_one;
+            (start, start.saturating_add(size_minus_one))
+        })
+        .collect();
+    spans.sort();
+    let top = if v6 { u128::MAX } else { u128::from(u32::MAX) };
+    let mut next = 0u128; // the first address not yet covered
+    for (start, end) in spans {
+        if start > next {
+            return false;
+        }
+        if end >= top {
+            return true;
+        }
+        next = next.max(end + 1);
+    }
+    false
 }
 
 /// Accepts an IPv4/IPv6 address or a CIDR range (as IAM's aws:SourceIp condition does).

@@ -42,7 +42,18 @@ pub struct Moto {
 }
 
 impl Moto {
+    /// Plain moto (plus the shim's always-on gap fixes): instant and lenient.
     pub fn start() -> Moto {
+        Moto::start_with("")
+    }
+
+    /// moto behaving like AWS as documented (scripts/aws_like.py): asynchronous states, busy
+    /// resources, IAM propagation delays, API quotas; faults armed with `fault`.
+    pub fn aws_like() -> Moto {
+        Moto::start_with("all")
+    }
+
+    fn start_with(behaviours: &str) -> Moto {
         ensure_moto_installed();
         // A free port is picked by binding port 0 and letting go; another test may take it
         // before moto binds, in which case our moto exits at once: try again on a new port.
@@ -53,6 +64,7 @@ impl Moto {
             let child = Command::new(venv().join("bin/python"))
                 .arg(root().join("scripts/moto_shim.py"))
                 .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .env("PIPECTL_AWS_LIKE", behaviours)
                 .stdout(Stdio::null())
                 .stderr(std::fs::File::create(&log).unwrap())
                 .spawn()
@@ -84,6 +96,35 @@ impl Moto {
 
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Arms emulator faults (`POST /_pipectl/faults`, see scripts/aws_like.py).
+    pub fn fault(&self, json: serde_json::Value) {
+        let (status, body) = self.http("POST", "/_pipectl/faults", &json.to_string());
+        assert_eq!(status, 200, "arming {json}: {body}");
+    }
+
+    /// The calls the emulator has seen, by `service:Action`.
+    pub fn calls(&self) -> serde_json::Map<String, serde_json::Value> {
+        let (status, body) = self.http("GET", "/_pipectl/calls", "");
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    fn http(&self, method: &str, path: &str, body: &str) -> (u16, String) {
+        use std::io::{Read, Write};
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        let status = out.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+        let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+        (status, body)
     }
 
     /// An SDK config for direct checks against this server.
@@ -142,7 +183,8 @@ pub fn run_bin(bin: &str, args: &[&str], endpoint: &str) -> Run {
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("PIPECTL_POLL_MS", "50")
         .env("PIPECTL_RETRY_BASE_MS", "50")
-        .env("PIPECTL_RETRY_ATTEMPTS", "3")
+        // Enough attempts for the emulator's 5 calls/s tag-read quota (1-2 s of backoff).
+        .env("PIPECTL_RETRY_ATTEMPTS", "8")
         .stdin(Stdio::null())
         .output()
         .expect("running pipectl");

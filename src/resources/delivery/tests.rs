@@ -26,7 +26,7 @@ fn want(family: EngineFamily) -> Desired {
         bucket_arn: "arn:aws:s3:::b".into(),
         failed_prefix: "failed/".into(),
         function_name: "transform-firehose-data".into(),
-        processor: processor_params(function, &role),
+        processor: processor_params(function, &role, processor_buffer(1, 60)),
         tags: [("pipectl:stack".to_string(), "s".to_string())].into(),
     }
 }
@@ -40,6 +40,7 @@ fn live(family: EngineFamily) -> Live {
         name: w.name.clone(),
         arn: "arn:aws:firehose:eu-west-1:123456789012:deliverystream/firehose".into(),
         status: "ACTIVE".into(),
+        failure: None,
         version_id: "3".into(),
         destination_id: "destinationId-000000000001".into(),
         source_stream_arn: Some(w.stream_arn.clone()),
@@ -82,6 +83,17 @@ fn diff_table() {
         ),
         ("other source stream", |l| l.source_stream_arn = Some("arn:x".into()), &["source_stream"], true),
         ("other destination type", |l| l.family = Some(EngineFamily::Elasticsearch), &["destination_type"], true),
+        // A stream Firehose failed to create is never "No changes.": it is replaced.
+        (
+            "creation failed",
+            |l| {
+                l.status = "CREATING_FAILED".into();
+                l.failure = Some("KMS_ACCESS_DENIED: no grant".into());
+            },
+            &["status"],
+            true,
+        ),
+        ("deletion failed", |l| l.status = "DELETING_FAILED".into(), &["status"], true),
     ];
     for (name, f, attrs, replace) in cases {
         let mut l = live(EngineFamily::OpenSearch);
@@ -173,4 +185,14 @@ async fn elasticsearch_destination_request_shape() {
     let d = &body["ElasticsearchDestinationConfiguration"];
     assert_eq!(d["IndexName"], "crime-data");
     assert_eq!(d["S3BackupMode"], "FailedDocumentsOnly");
+}
+
+#[test]
+fn processor_buffer_follows_the_spec_within_its_limits() {
+    assert_eq!(processor_buffer(1, 60), (1, 60));
+    assert_eq!(processor_buffer(2, 120), (2, 120));
+    // Over the processor's 3 MB, and under its 60 s: the nearest the processor allows.
+    assert_eq!(processor_buffer(64, 30), (3, 60));
+    assert_eq!(processor_buffer(5, 0), (3, 60));
+    assert_eq!(processor_buffer(1, 900), (1, 900));
 }

@@ -1,0 +1,338 @@
+//! The engine against AWS's real behaviour, reproduced by the emulator (scripts/aws_like.py):
+//! each test arms the fault or the account state that would break one claim, and checks the
+//! claim still holds. Every behaviour of the emulator is on (`Moto::aws_like`).
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use common::{bundle_dir, Moto, Scratch};
+use pipectl::resources::{read, Kind, Live, ResourceId};
+use serde_json::json;
+
+fn art() -> String {
+    bundle_dir().display().to_string()
+}
+
+async fn live(m: &Moto, kind: Kind, name: &str) -> Option<Live> {
+    read(&m.aws().await, &ResourceId::new(kind, name)).await.unwrap()
+}
+
+/// The "API calls: N" figure pipectl prints on stderr.
+fn api_calls(stderr: &str) -> u64 {
+    let line = stderr.lines().find(|l| l.starts_with("API calls: ")).unwrap_or_else(|| panic!("{stderr}"));
+    line["API calls: ".len()..].split(',').next().unwrap().parse().unwrap()
+}
+
+/// Applies the article's stack and checks the key claim: right after, nothing to do.
+fn deploy(m: &Moto, dir: &Scratch) -> String {
+    let spec = dir.write("stack.yaml", &common::stack_text("crime-data.yaml"));
+    m.pipectl(&["apply", "-f", &spec, "--yes", "--artifacts", &art()]).ok();
+    let out = m.pipectl(&["plan", "-f", &spec, "--detailed-exitcode", "--artifacts", &art()]).code(0);
+    assert!(out.stdout.trim_end().ends_with("No changes."), "{}", out.stdout);
+    spec
+}
+
+fn s3(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(sdk).force_path_style(true).build())
+}
+
+async fn put_failed_doc(m: &Moto, key: &str) {
+    s3(&m.sdk().await)
+        .put_object()
+        .bucket("crime-data-firehose-backup")
+        .key(key)
+        .body(aws_sdk_s3::primitives::ByteStream::from_static(b"{\"doc\":1}"))
+        .send()
+        .await
+        .unwrap();
+}
+
+/// 1,000 unrelated streams, buckets and functions (some tagged for another stack, some with
+/// tags we may not read), and buckets in other and opt-in regions: plan makes exactly as many
+/// calls as without them, and does not fail on them.
+#[tokio::test(flavor = "multi_thread")]
+async fn plan_calls_do_not_grow_with_unrelated_resources() {
+    let m = Moto::aws_like();
+    let dir = Scratch::new("scale");
+    let spec = deploy(&m, &dir);
+    let plan = |m: &Moto| {
+        let start = Instant::now();
+        let out = m.pipectl(&["plan", "-f", &spec, "--detailed-exitcode", "--artifacts", &art()]).code(0);
+        assert!(out.stdout.trim_end().ends_with("No changes."), "{}", out.stdout);
+        (api_calls(&out.stderr), start.elapsed())
+    };
+    let (calls0, wall0) = plan(&m);
+
+    let sdk = m.sdk().await;
+    let iam = aws_sdk_iam::Client::new(&sdk);
+    let role = iam
+        .create_role()
+        .role_name("unrelated")
+        .assume_role_policy_document(r#"{"Version":"2012-10-17","Statement":[]}"#)
+        .send()
+        .await
+        .unwrap();
+    let role_arn = Arc::new(role.role().unwrap().arn().to_string());
+    let zip = Arc::new(std::fs::read(bundle_dir().join("transform.zip")).unwrap());
+    let n = 1000;
+    let mut tasks = tokio::task::JoinSet::new();
+    for chunk in 0..20 {
+        let (sdk, role_arn, zip) = (sdk.clone(), role_arn.clone(), zip.clone());
+        tasks.spawn(async move {
+            let kinesis = aws_sdk_kinesis::Client::new(&sdk);
+            let lambda = aws_sdk_lambda::Client::new(&sdk);
+            let s3 = s3(&sdk);
+            for i in (chunk..n).step_by(20) {
+                let other = if i % 2 == 0 { "other-stack" } else { "crime-data-old" };
+                kinesis
+                    .create_stream()
+                    .stream_name(format!("unrelated-{i}"))
+                    .shard_count(1)
+                    .tags("pipectl:stack", other)
+                    .send()
+                    .await
+                    .unwrap();
+                s3.create_bucket()
+                    .bucket(format!("unrelated-{i}"))
+                    .create_bucket_configuration(
+                        aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                            .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuWest1)
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .unwrap();
+                // The emulator propagates a new role the way IAM does: the first calls that
+                // use it fail ("cannot be assumed by Lambda"), so these are retried.
+                for attempt in 0.. {
+                    let r = lambda
+                        .create_function()
+                        .function_name(format!("unrelated-{i}"))
+                        .role(role_arn.as_str())
+                        .runtime(aws_sdk_lambda::types::Runtime::Providedal2023)
+                        .handler("bootstrap")
+                        .code(
+                            aws_sdk_lambda::types::FunctionCode::builder()
+                                .zip_file(aws_sdk_lambda::primitives::Blob::new(zip.as_slice()))
+                                .build(),
+                        )
+                        .tags("pipectl:stack", other)
+                        .send()
+                        .await;
+                    match r {
+                        Ok(_) => break,
+                        Err(e) if attempt < 5 => {
+                            let e = aws_sdk_lambda::error::DisplayErrorContext(e);
+                            assert!(e.to_string().contains("cannot be assumed"), "{e}");
+                        }
+                        Err(e) => panic!("{}", aws_sdk_lambda::error::DisplayErrorContext(e)),
+                    }
+                }
+            }
+        });
+    }
+    while let Some(t) = tasks.join_next().await {
+        t.unwrap();
+    }
+    m.fault(json!({
+        "foreign_buckets": [
+            {"name": "someone-elses-logs", "kind": "redirect"},
+            {"name": "opt-in-region-data", "kind": "optin"},
+            {"name": "locked-down", "kind": "denied"}
+        ],
+        "denied_tags": ["unrelated-7", "unrelated-8"]
+    }));
+    let (calls1, wall1) = plan(&m);
+    eprintln!(
+        "plan of the crime-data stack: {calls0} API calls, {:.2}s with 0 unrelated resources; \
+         {calls1} API calls, {:.2}s with {} unrelated streams, buckets and functions",
+        wall0.as_secs_f64(),
+        wall1.as_secs_f64(),
+        n
+    );
+    assert_eq!(calls1, calls0, "the number of calls grew with unrelated resources");
+    // The Tagging API was asked once (one page), never a per-resource tag read of strangers.
+    let seen = m.calls();
+    assert!(!seen.keys().any(|k| k == "s3:ListBuckets"), "{seen:?}");
+    // Destroy leaves every unrelated resource alone.
+    m.pipectl(&["destroy", "-f", &spec, "--yes"]).ok();
+    assert!(live(&m, Kind::KinesisStream, "unrelated-1").await.is_some());
+    assert!(live(&m, Kind::LambdaFunction, "unrelated-2").await.is_some());
+}
+
+/// Tags travel in the create calls themselves: no window in which an interrupted apply leaves
+/// an untagged stream or bucket that the next plan would call a conflict.
+#[tokio::test(flavor = "multi_thread")]
+async fn resources_are_tagged_as_they_are_created() {
+    let m = Moto::aws_like();
+    let dir = Scratch::new("tags");
+    deploy(&m, &dir);
+    let seen = m.calls();
+    for call in ["kinesis:AddTagsToStream", "s3:PutBucketTagging"] {
+        assert!(!seen.contains_key(call), "{call} after creation: {seen:?}");
+    }
+    let Some(Live::KinesisStream(s)) = live(&m, Kind::KinesisStream, "DataStream").await else { panic!() };
+    assert_eq!(s.tags.get("pipectl:stack").map(String::as_str), Some("crime-data"));
+    let Some(Live::S3Bucket(b)) = live(&m, Kind::S3Bucket, "crime-data-firehose-backup").await else { panic!() };
+    assert_eq!(b.tags.get("pipectl:stack").map(String::as_str), Some("crime-data"));
+}
+
+/// AWS accepts a domain change, then rejects it while validating (ChangeProgressDetails
+/// ValidationFailed): apply fails with AWS's reason instead of waiting forever or reporting
+/// success, and the change is still planned afterwards.
+#[tokio::test(flavor = "multi_thread")]
+async fn rejected_domain_change_is_an_error_with_aws_reason() {
+    let m = Moto::aws_like();
+    let dir = Scratch::new("domainfail");
+    deploy(&m, &dir);
+    let edited = common::stack_text("crime-data.yaml").replace("instance_count: 1", "instance_count: 2");
+    let spec2 = dir.write("stack2.yaml", &edited);
+    m.fault(json!({"domain_change_fails": {"name": "kinesis", "message": "InsufficientInstanceCapacity: no m5.large.search capacity in eu-west-1a"}}));
+    let out = m.pipectl(&["apply", "-f", &spec2, "--yes", "--artifacts", &art()]).code(1);
+    assert!(out.stderr.contains("search_domain.kinesis: FAILED"), "{}", out.stderr);
+    assert!(out.stderr.contains("InsufficientInstanceCapacity"), "{}", out.stderr);
+    let out = m.pipectl(&["plan", "-f", &spec2, "--detailed-exitcode", "--artifacts", &art()]).code(2);
+    assert!(out.stdout.contains("instance_count"), "{}", out.stdout);
+    // Without the fault it goes through, and then nothing is left to do.
+    m.pipectl(&["apply", "-f", &spec2, "--yes", "--artifacts", &art()]).ok();
+    m.pipectl(&["plan", "-f", &spec2, "--detailed-exitcode", "--artifacts", &art()]).code(0);
+}
+
+/// A delivery stream Firehose failed to create: apply says why (FailureDescription), plan shows
+/// it must be replaced (never "No changes."), and the next apply replaces it. A stream stuck in
+/// DELETING_FAILED is deleted with AllowForceDelete.
+#[tokio::test(flavor = "multi_thread")]
+async fn failed_delivery_streams_are_reported_and_replaced() {
+    let m = Moto::aws_like();
+    let dir = Scratch::new("fhfail");
+    let spec = dir.write("stack.yaml", &common::stack_text("crime-data.yaml"));
+    m.fault(json!({"firehose_create_failed": {"name": "firehose", "type": "KMS_ACCESS_DENIED", "details": "Firehose could not create a grant on the key"}}));
+    let out = m.pipectl(&["apply", "-f", &spec, "--yes", "--artifacts", &art()]).code(1);
+    assert!(
+        out.stderr.contains("CREATING_FAILED")
+            && out.stderr.contains("KMS_ACCESS_DENIED: Firehose could not create a grant"),
+        "{}",
+        out.stderr
+    );
+    let out = m.pipectl(&["plan", "-f", &spec, "--detailed-exitcode", "--artifacts", &art()]).code(2);
+    assert!(out.stdout.contains("-/+ delivery_stream.firehose"), "{}", out.stdout);
+    assert!(out.stdout.contains("CREATING_FAILED"), "{}", out.stdout);
+    m.pipectl(&["apply", "-f", &spec, "--yes", "--artifacts", &art()]).ok();
+    m.pipectl(&["plan", "-f", &spec, "--detailed-exitcode", "--artifacts", &art()]).code(0);
+
+    m.fault(json!({"firehose_delete_failed": {"name": "firehose"}}));
+    let out = m.pipectl(&["destroy", "-f", &spec, "--yes"]).ok();
+    assert!(out.stderr.contains("AllowForceDelete"), "{}", out.stderr);
+    assert!(live(&m, Kind::DeliveryStream, "firehose").await.is_none());
+}
+
+/// A function Lambda could not set up (State Failed) is never "No changes.".
+#[tokio::test(flavor = "multi_thread")]
+async fn failed_function_shows_in_plan_and_is_replaced() {
+    let m = Moto::aws_like();
+    let dir = Scratch::new("lambdafail");
+    let spec = deploy(&m, &dir);
+    m.fault(json!({"lambda_failed": {"name": "transform-firehose-data", "reason": "The function's execution role was deleted"}}));
+    let out = m.pipectl(&["plan", "-f", &spec, "--detailed-exitcode", "--artifacts", &art()]).code(2);
+    assert!(out.stdout.contains("-/+ lambda_function.transform-firehose-data"), "{}", out.stdout);
+    assert!(out.stdout.contains("execution role was deleted"), "{}", out.stdout);
+    m.pipectl(&["apply", "-f", &spec, "--yes", "--artifacts", &art()]).ok();
+    m.pipectl(&["plan", "-f", &spec, "--detailed-exitcode", "--artifacts", &art()]).code(0);
+}
+
+/// DeleteObjects answers 200 with per-key errors: `destroy --purge` fails with the first one
+/// and keeps the bucket, instead of looping or reporting success.
+#[tokio::test(flavor = "multi_thread")]
+async fn purge_reports_per_key_delete_errors() {
+    let m = Moto::aws_like();
+    let dir = Scratch::new("purge");
+    let spec = deploy(&m, &dir);
+    put_failed_doc(&m, "failed/2026/11/30/doc-1").await;
+    m.fault(json!({"delete_objects_errors": {"bucket": "crime-data-firehose-backup", "code": "AccessDenied", "message": "Access Denied"}}));
+    let out = m.pipectl(&["destroy", "-f", &spec, "--yes", "--purge"]).code(1);
+    assert!(out.stderr.contains("AccessDenied") && out.stderr.contains("failed/2026/11/30/doc-1"), "{}", out.stderr);
+    assert!(live(&m, Kind::S3Bucket, "crime-data-firehose-backup").await.is_some());
+}
+
+/// A bucket name held by another account (HeadBucket 403) or by a bucket in another region
+/// (301) is a conflict that says so, before any change; --adopt cannot take it either.
+#[tokio::test(flavor = "multi_thread")]
+async fn bucket_names_taken_elsewhere_are_clear_conflicts() {
+    for (kind, words) in [("taken", "belongs to another AWS account"), ("redirect", "exists in another region")] {
+        let m = Moto::aws_like();
+        let dir = Scratch::new("taken");
+        let spec = dir.write("stack.yaml", &common::stack_text("crime-data.yaml"));
+        m.fault(json!({"foreign_buckets": [{"name": "crime-data-firehose-backup", "kind": kind}]}));
+        let out = m.pipectl(&["plan", "-f", &spec, "--artifacts", &art()]).code(1);
+        assert!(
+            out.stdout.contains("s3_bucket.crime-data-firehose-backup") && out.stdout.contains(words),
+            "{}",
+            out.stdout
+        );
+        let out = m.pipectl(&["apply", "-f", &spec, "--yes", "--adopt", "--artifacts", &art()]).code(1);
+        assert!(out.stderr.contains("nothing was changed"), "{}", out.stderr);
+        assert!(live(&m, Kind::KinesisStream, "DataStream").await.is_none());
+    }
+}
+
+/// A saved plan depends on configuration, not on what moves by itself: failed documents
+/// arriving in the bucket and a domain busy with an unrelated change do not make it stale.
+#[tokio::test(flavor = "multi_thread")]
+async fn saved_plan_ignores_state_that_moves_by_itself() {
+    let m = Moto::aws_like();
+    let dir = Scratch::new("saved-volatile");
+    deploy(&m, &dir);
+    let spec2 =
+        dir.write("stack2.yaml", &common::stack_text("crime-data.yaml").replace("memory_mb: 128", "memory_mb: 256"));
+    let saved = dir.path("plan.json");
+    m.pipectl(&["plan", "-f", &spec2, "--out", &saved, "--artifacts", &art()]).ok();
+    put_failed_doc(&m, "failed/2026/11/30/doc-2").await;
+    // The domain starts processing (a no-op change made elsewhere): Processing flips to true.
+    let os = aws_sdk_opensearch::Client::new(&m.sdk().await);
+    os.update_domain_config()
+        .domain_name("kinesis")
+        .domain_endpoint_options(
+            aws_sdk_opensearch::types::DomainEndpointOptions::builder()
+                .enforce_https(true)
+                .tls_security_policy(aws_sdk_opensearch::types::TlsSecurityPolicy::PolicyMinTls12201907)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    m.pipectl(&["apply", &saved, "--yes"]).ok();
+    let Some(Live::LambdaFunction(f)) = live(&m, Kind::LambdaFunction, "transform-firehose-data").await else {
+        panic!()
+    };
+    assert_eq!(f.memory_mb, 256);
+}
+
+/// Ownership is read again right before a change: a resource that lost the stack's tag since
+/// the plan was made is refused, not touched (the executor is driven directly, past the saved
+/// plan's staleness check, to reproduce the race).
+#[tokio::test(flavor = "multi_thread")]
+async fn ownership_is_rechecked_before_each_change() {
+    let m = Moto::aws_like();
+    let dir = Scratch::new("owner");
+    deploy(&m, &dir);
+    let spec2 =
+        dir.write("stack2.yaml", &common::stack_text("crime-data.yaml").replace("memory_mb: 128", "memory_mb: 256"));
+    let saved = dir.path("plan.json");
+    m.pipectl(&["plan", "-f", &spec2, "--out", &saved, "--artifacts", &art()]).ok();
+    let plan: pipectl::plan::Plan = serde_json::from_str(&std::fs::read_to_string(&saved).unwrap()).unwrap();
+    let lambda = aws_sdk_lambda::Client::new(&m.sdk().await);
+    let arn = lambda.get_function().function_name("transform-firehose-data").send().await.unwrap();
+    let arn = arn.configuration().unwrap().function_arn().unwrap().to_string();
+    lambda.untag_resource().resource(&arn).tag_keys("pipectl:stack").send().await.unwrap();
+    let aws = m.aws().await;
+    let outcome =
+        pipectl::engine::execute(&aws, &plan, Arc::new(pipectl::events::Quiet), pipectl::aws::Timing::from_env()).await;
+    assert_eq!(outcome.failed.len(), 1, "{:?}", outcome.failed);
+    assert_eq!(outcome.failed[0].1.code, "NotOwned");
+    let Some(Live::LambdaFunction(f)) = live(&m, Kind::LambdaFunction, "transform-firehose-data").await else {
+        panic!()
+    };
+    assert_eq!(f.memory_mb, 128, "an unowned function was changed");
+}
