@@ -142,7 +142,9 @@ pub fn resolve(spec: &Spec, cx: &Context) -> Vec<Desired> {
         engine: s.engine.clone(),
         instance_type: s.instance_type.clone(),
         instance_count: s.instance_count,
-        volume_gb: s.volume_gb,
+        volume_gb: (!domain::instance_store(&s.instance_type))
+            .then(|| s.volume_gb.unwrap_or(crate::spec::DEFAULT_VOLUME_GB)),
+        volume_type: s.volume_type.map(|t| t.as_str().to_string()),
         encrypt_at_rest: s.encrypt_at_rest,
         node_to_node: s.node_to_node_encryption,
         enforce_https: true,

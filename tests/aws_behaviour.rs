@@ -336,3 +336,50 @@ async fn ownership_is_rechecked_before_each_change() {
     };
     assert_eq!(f.memory_mb, 128, "an unowned function was changed");
 }
+
+/// What AWS changes in place is planned in place, and the plan says how AWS will deploy it: an
+/// engine upgrade (UpgradeDomain along GetCompatibleVersions) and encryption at rest turned on
+/// are updates of the same domain, shown as blue/green (AWS's dry run), in text and JSON; an
+/// access-policy change is a dynamic update.
+#[tokio::test(flavor = "multi_thread")]
+async fn domain_upgrade_and_encryption_are_in_place_with_their_deployment_type() {
+    let m = Moto::aws_like();
+    let dir = Scratch::new("upgrade");
+    let base = common::stack_text("crime-data.yaml")
+        .replace("engine: OpenSearch_2.13", "engine: OpenSearch_2.11")
+        .replace("encrypt_at_rest: true", "encrypt_at_rest: false");
+    let spec = dir.write("stack.yaml", &base);
+    m.pipectl(&["apply", "-f", &spec, "--yes", "--artifacts", &art()]).ok();
+    let Some(Live::SearchDomain(d0)) = live(&m, Kind::SearchDomain, "kinesis").await else { panic!() };
+
+    let edited = base
+        .replace("engine: OpenSearch_2.11", "engine: OpenSearch_2.13")
+        .replace("encrypt_at_rest: false", "encrypt_at_rest: true");
+    let spec2 = dir.write("stack2.yaml", &edited);
+    let out = m.pipectl(&["plan", "-f", &spec2, "--artifacts", &art()]).ok();
+    assert!(out.stdout.contains("~ search_domain.kinesis  (update in place)"), "{}", out.stdout);
+    assert!(out.stdout.contains("engine: \"OpenSearch_2.11\" -> \"OpenSearch_2.13\"\n"), "{}", out.stdout);
+    assert!(out.stdout.contains("encrypt_at_rest: false -> true\n"), "{}", out.stdout);
+    assert!(out.stdout.contains("deployment: Blue/Green - a blue/green deployment: can take hours"), "{}", out.stdout);
+    assert!(!out.stdout.contains("forces replacement"), "{}", out.stdout);
+    let out = m.pipectl(&["plan", "-f", &spec2, "--json", "--artifacts", &art()]).ok();
+    let plan: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let step = plan["steps"].as_array().unwrap().iter().find(|s| s["id"]["name"] == "kinesis").unwrap();
+    assert_eq!(step["action"], "update");
+    assert_eq!(step["deployment"]["type"], "Blue/Green");
+    // No --allow-replace needed: nothing is replaced.
+    let out = m.pipectl(&["apply", "-f", &spec2, "--yes", "--artifacts", &art()]).ok();
+    assert!(out.stderr.contains("upgrading the engine to OpenSearch_2.13"), "{}", out.stderr);
+    let Some(Live::SearchDomain(d1)) = live(&m, Kind::SearchDomain, "kinesis").await else { panic!() };
+    assert_eq!((d1.engine.as_str(), d1.encrypt_at_rest, &d1.arn), ("OpenSearch_2.13", true, &d0.arn));
+    m.pipectl(&["plan", "-f", &spec2, "--detailed-exitcode", "--artifacts", &art()]).code(0);
+
+    // An access-policy change: AWS applies it without a blue/green deployment.
+    let spec3 = dir.write("stack3.yaml", &edited.replace("[\"1.1.1.1/32\"]", "[\"1.1.1.1/32\", \"2.2.2.0/24\"]"));
+    let out = m.pipectl(&["plan", "-f", &spec3, "--artifacts", &art()]).ok();
+    assert!(out.stdout.contains("deployment: DynamicUpdate - a dynamic update"), "{}", out.stdout);
+    // A downgrade has no upgrade path: a replacement, refused without --allow-replace.
+    let spec4 = dir.write("stack4.yaml", &edited.replace("engine: OpenSearch_2.13", "engine: OpenSearch_2.11"));
+    let out = m.pipectl(&["plan", "-f", &spec4, "--artifacts", &art()]).ok();
+    assert!(out.stdout.contains("-/+ search_domain.kinesis  (replace, forced by engine)"), "{}", out.stdout);
+}

@@ -30,7 +30,12 @@ pub struct Desired {
     pub engine: String,
     pub instance_type: String,
     pub instance_count: u32,
-    pub volume_gb: u32,
+    /// EBS volume per node; `None` for instance-store families (no EBS at all).
+    pub volume_gb: Option<u32>,
+    /// The EBS volume type the spec asks for; `None`: keep what the domain has (a domain adopted
+    /// on gp2 stays gp2), or the family's and engine's default when creating.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume_type: Option<String>,
     pub encrypt_at_rest: bool,
     pub node_to_node: bool,
     pub enforce_https: bool,
@@ -48,6 +53,9 @@ pub struct Live {
     pub instance_type: String,
     pub instance_count: u32,
     pub volume_gb: Option<u32>,
+    /// `gp2`, `gp3`, … ; `None` without EBS.
+    #[serde(default)]
+    pub volume_type: Option<String>,
     pub encrypt_at_rest: bool,
     pub node_to_node: bool,
     pub enforce_https: bool,
@@ -80,10 +88,9 @@ pub enum Op {
 pub struct Update {
     pub name: String,
     pub arn: String,
-    /// The engine the domain runs (chooses the volume type sent with a volume change).
-    pub engine: String,
     pub cluster: Option<(String, u32)>,
-    pub volume_gb: Option<u32>,
+    /// The whole EBS section to write (type, GiB), if the volume changes.
+    pub volume: Option<(String, u32)>,
     pub access_policy: Option<Value>,
     pub node_to_node: Option<bool>,
     /// Turn encryption at rest on (it cannot be turned off).
@@ -120,6 +127,10 @@ pub async fn read(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError> {
             .filter(|e| e.ebs_enabled().unwrap_or(false))
             .and_then(|e| e.volume_size())
             .map(|v| v.max(0) as u32),
+        volume_type: ebs
+            .filter(|e| e.ebs_enabled().unwrap_or(false))
+            .and_then(|e| e.volume_type())
+            .map(|t| t.as_str().to_string()),
         encrypt_at_rest: d.encryption_at_rest_options().and_then(|e| e.enabled()).unwrap_or(false),
         node_to_node: d.node_to_node_encryption_options().and_then(|e| e.enabled()).unwrap_or(false),
         enforce_https: d.domain_endpoint_options().and_then(|e| e.enforce_https()).unwrap_or(false),
@@ -219,7 +230,10 @@ pub fn diff(want: &Desired, have: &Live) -> Vec<Change> {
     }
     cmp(&mut out, "instance_type", have.instance_type.as_str(), want.instance_type.as_str());
     cmp(&mut out, "instance_count", have.instance_count, want.instance_count);
-    cmp(&mut out, "volume_gb", have.volume_gb, Some(want.volume_gb));
+    cmp(&mut out, "volume_gb", have.volume_gb, want.volume_gb);
+    if let Some(t) = want.volume_type.as_deref().filter(|_| want.volume_gb.is_some()) {
+        cmp(&mut out, "volume_type", have.volume_type.as_deref(), Some(t));
+    }
     // Encryption at rest and node-to-node encryption can be turned on in place on OpenSearch
     // and on Elasticsearch 6.7 or later (every engine pipectl accepts), never off: the
     // developer guide's "Encryption of data at rest" and "Node-to-node encryption" pages.
@@ -245,9 +259,12 @@ pub fn update_op(want: &Desired, have: &Live) -> Op {
     Op::Update(Update {
         name: want.name.clone(),
         arn: have.arn.clone(),
-        engine: have.engine.clone(),
         cluster: cluster_changed.then(|| (want.instance_type.clone(), want.instance_count)),
-        volume_gb: (have.volume_gb != Some(want.volume_gb)).then_some(want.volume_gb),
+        volume: want
+            .volume_gb
+            .zip(target_volume_type(want, have))
+            .filter(|(gb, t)| have.volume_gb != Some(*gb) || have.volume_type.as_deref() != Some(t.as_str()))
+            .map(|(gb, t)| (t, gb)),
         access_policy: (have.access_policy != canonical(&want.access_policy)).then(|| want.access_policy.clone()),
         node_to_node: (want.node_to_node && !have.node_to_node).then_some(true),
         encrypt_at_rest: (want.encrypt_at_rest && !have.encrypt_at_rest).then_some(true),
@@ -266,21 +283,70 @@ fn cluster(instance_type: &str, count: u32) -> ClusterConfig {
         .build()
 }
 
-/// gp3 volumes need OpenSearch or Elasticsearch 7.10; older Elasticsearch versions get gp2.
-pub fn volume_type(engine: &str) -> VolumeType {
+/// Families whose instances bring their own NVMe storage and take no EBS volume ("Supported
+/// instance types", OpenSearch Service developer guide: I2, I3, I4g, I4i, Im4gn, R6gd).
+pub const INSTANCE_STORE_FAMILIES: &[&str] = &["i2", "i3", "i4g", "i4i", "im4gn", "r6gd"];
+/// Previous-generation families: EBS gp2 (or magnetic), never gp3 (same page).
+pub const GP2_ONLY_FAMILIES: &[&str] = &["t2", "m3", "m4", "c4", "r3", "r4"];
+
+fn family(instance_type: &str) -> &str {
+    instance_type.split('.').next().unwrap_or("")
+}
+
+pub fn instance_store(instance_type: &str) -> bool {
+    INSTANCE_STORE_FAMILIES.contains(&family(instance_type))
+}
+
+/// The volume type a new domain gets when the spec names none: gp3 where the instance family
+/// and the engine support it (OpenSearch, Elasticsearch 7.10), gp2 otherwise; `None` for
+/// instance-store families.
+pub fn default_volume_type(instance_type: &str, engine: &str) -> Option<&'static str> {
+    if instance_store(instance_type) {
+        return None;
+    }
     let old_es = engine.strip_prefix("Elasticsearch_").is_some_and(|v| {
         let mut p = v.split('.').map(|x| x.parse::<u32>().unwrap_or(0));
         (p.next().unwrap_or(0), p.next().unwrap_or(0)) < (7, 10)
     });
-    if old_es {
-        VolumeType::Gp2
-    } else {
-        VolumeType::Gp3
-    }
+    Some(if old_es || GP2_ONLY_FAMILIES.contains(&family(instance_type)) { "gp2" } else { "gp3" })
 }
 
-fn ebs(engine: &str, volume_gb: u32) -> EbsOptions {
-    EbsOptions::builder().ebs_enabled(true).volume_type(volume_type(engine)).volume_size(volume_gb as i32).build()
+/// The type an update writes with a volume change: the spec's, else the domain's own (a
+/// domain on gp2 stays gp2), else the default.
+fn target_volume_type(want: &Desired, have: &Live) -> Option<String> {
+    want.volume_type
+        .clone()
+        .or_else(|| have.volume_type.clone())
+        .or_else(|| default_volume_type(&want.instance_type, &want.engine).map(str::to_string))
+}
+
+/// The IOPS and throughput (MiB/s) sent with a gp3 volume: what the volume's price includes.
+/// AWS documents no default for an omitted value, and larger volumes refuse the 125 MiB/s
+/// baseline ("Throughput must be between 250 and 593" for 200 GiB, reported by users; a 3 TB
+/// volume fails unless both are set), so pipectl always sends both: IOPS = 3 per GiB within
+/// 3,000..16,000, throughput 125 MiB/s up to 170 GiB, then 250 MiB/s per started 3 TiB up to
+/// 1,000 (the AWS pricing calculator's formula, quoted in terraform-provider-aws#39136). They
+/// are not compared by `diff`: AWS may raise them itself, which is not drift.
+pub fn gp3_performance(gb: u32) -> (u32, u32) {
+    let iops = (3 * gb).clamp(3000, 16_000);
+    let throughput = if gb <= 170 { 125 } else { (gb.div_ceil(3072) * 250).min(1000) };
+    (iops, throughput)
+}
+
+/// EBS options: a volume of `gb` GiB of `volume_type`, or none (instance store).
+fn ebs(volume: Option<(&str, u32)>) -> EbsOptions {
+    match volume {
+        Some((t, gb)) => {
+            let b = EbsOptions::builder().ebs_enabled(true).volume_type(VolumeType::from(t)).volume_size(gb as i32);
+            if t == "gp3" {
+                let (iops, throughput) = gp3_performance(gb);
+                b.iops(iops as i32).throughput(throughput as i32).build()
+            } else {
+                b.build()
+            }
+        }
+        None => EbsOptions::builder().ebs_enabled(false).build(),
+    }
 }
 
 fn endpoint_options(https: bool) -> DomainEndpointOptions {
@@ -297,7 +363,7 @@ fn os_tags(tags: &Tags) -> Vec<Tag> {
 impl Update {
     pub fn has_config_changes(&self) -> bool {
         self.cluster.is_some()
-            || self.volume_gb.is_some()
+            || self.volume.is_some()
             || self.access_policy.is_some()
             || self.node_to_node.is_some()
             || self.encrypt_at_rest.is_some()
@@ -313,7 +379,7 @@ fn config_request(
     os.update_domain_config()
         .domain_name(&u.name)
         .set_cluster_config(u.cluster.as_ref().map(|(t, c)| cluster(t, *c)))
-        .set_ebs_options(u.volume_gb.map(|v| ebs(&u.engine, v)))
+        .set_ebs_options(u.volume.as_ref().map(|(t, gb)| ebs(Some((t.as_str(), *gb)))))
         .set_access_policies(u.access_policy.as_ref().map(Value::to_string))
         .set_node_to_node_encryption_options(
             u.node_to_node.map(|on| NodeToNodeEncryptionOptions::builder().enabled(on).build()),
@@ -457,7 +523,10 @@ pub async fn execute(ctx: &Ctx<'_>, op: &Op) -> Result<(), AwsError> {
                     .domain_name(name)
                     .engine_version(&d.engine)
                     .cluster_config(cluster(&d.instance_type, d.instance_count))
-                    .ebs_options(ebs(&d.engine, d.volume_gb))
+                    .ebs_options(ebs(d.volume_gb.map(|gb| {
+                        let t = d.volume_type.as_deref();
+                        (t.or(default_volume_type(&d.instance_type, &d.engine)).unwrap_or("gp3"), gb)
+                    })))
                     .encryption_at_rest_options(EncryptionAtRestOptions::builder().enabled(d.encrypt_at_rest).build())
                     .node_to_node_encryption_options(
                         NodeToNodeEncryptionOptions::builder().enabled(d.node_to_node).build(),
@@ -560,7 +629,8 @@ mod tests {
             engine: "OpenSearch_2.13".into(),
             instance_type: "m5.large.search".into(),
             instance_count: 1,
-            volume_gb: 10,
+            volume_gb: Some(10),
+            volume_type: None,
             encrypt_at_rest: true,
             node_to_node: true,
             enforce_https: true,
@@ -604,6 +674,7 @@ mod tests {
             instance_type: "m5.large.search".into(),
             instance_count: 1,
             volume_gb: Some(10),
+            volume_type: Some("gp3".into()),
             encrypt_at_rest: true,
             node_to_node: true,
             enforce_https: true,
@@ -669,11 +740,46 @@ mod tests {
     }
 
     #[test]
-    fn volume_types_by_engine() {
-        assert_eq!(volume_type("OpenSearch_2.13"), VolumeType::Gp3);
-        assert_eq!(volume_type("Elasticsearch_7.10"), VolumeType::Gp3);
-        assert_eq!(volume_type("Elasticsearch_7.9"), VolumeType::Gp2);
-        assert_eq!(volume_type("Elasticsearch_6.8"), VolumeType::Gp2);
+    fn volume_types_by_engine_and_family() {
+        assert_eq!(default_volume_type("m5.large.search", "OpenSearch_2.13"), Some("gp3"));
+        assert_eq!(default_volume_type("m5.large.search", "Elasticsearch_7.10"), Some("gp3"));
+        assert_eq!(default_volume_type("m5.large.search", "Elasticsearch_7.9"), Some("gp2"));
+        // Previous generation: gp2 only; instance store: no EBS.
+        assert_eq!(default_volume_type("m4.large.search", "OpenSearch_2.13"), Some("gp2"));
+        assert_eq!(default_volume_type("t2.small.search", "OpenSearch_2.13"), Some("gp2"));
+        assert_eq!(default_volume_type("i3.large.search", "OpenSearch_2.13"), None);
+        assert_eq!(default_volume_type("r6gd.large.search", "OpenSearch_2.13"), None);
+    }
+
+    #[test]
+    fn gp3_gets_the_performance_its_size_includes() {
+        assert_eq!(gp3_performance(10), (3000, 125));
+        assert_eq!(gp3_performance(170), (3000, 125));
+        assert_eq!(gp3_performance(200), (3000, 250));
+        assert_eq!(gp3_performance(2000), (6000, 250));
+        assert_eq!(gp3_performance(3072), (9216, 250));
+        assert_eq!(gp3_performance(6000), (16_000, 500));
+        assert_eq!(gp3_performance(16_384), (16_000, 1000));
+    }
+
+    #[test]
+    fn a_domain_on_gp2_stays_gp2_unless_the_spec_says_otherwise() {
+        let mut l = live();
+        l.volume_type = Some("gp2".into());
+        let mut w = want();
+        w.volume_type = None;
+        assert!(diff(&w, &l).is_empty());
+        // A bigger volume keeps the domain's gp2.
+        w.volume_gb = Some(20);
+        let Op::Update(u) = update_op(&w, &l) else { panic!() };
+        assert_eq!(u.volume, Some(("gp2".to_string(), 20)));
+        // The spec asks for gp3: a change of type.
+        w.volume_gb = Some(10);
+        w.volume_type = Some("gp3".into());
+        let d = diff(&w, &l);
+        assert_eq!(d.iter().map(|c| c.attr.as_str()).collect::<Vec<_>>(), ["volume_type"]);
+        let Op::Update(u) = update_op(&w, &l) else { panic!() };
+        assert_eq!(u.volume, Some(("gp3".to_string(), 10)));
     }
 
     #[test]
@@ -702,7 +808,7 @@ mod tests {
         l.instance_count = 3;
         let Op::Update(u) = update_op(&want(), &l) else { panic!() };
         assert_eq!(u.cluster, Some(("m5.large.search".into(), 1)));
-        assert_eq!(u.volume_gb, None);
+        assert_eq!(u.volume, None);
         assert_eq!(u.access_policy, None);
     }
 }

@@ -37,8 +37,13 @@ pub struct Search {
     pub instance_type: String,
     #[serde(default = "d_one")]
     pub instance_count: u32,
-    #[serde(default = "d_volume")]
-    pub volume_gb: u32,
+    /// EBS volume per node in GiB (default 10); not for instance-store families.
+    #[serde(default)]
+    pub volume_gb: Option<u32>,
+    /// EBS volume type; default: gp3 where the family and engine take it, else gp2, and for an
+    /// existing domain whatever it has.
+    #[serde(default)]
+    pub volume_type: Option<VolumeType>,
     #[serde(default = "d_true")]
     pub encrypt_at_rest: bool,
     #[serde(default = "d_true")]
@@ -132,8 +137,23 @@ fn d_instance_type() -> String {
 fn d_one() -> u32 {
     1
 }
-fn d_volume() -> u32 {
-    10
+/// The volume a node gets when the spec names none (EBS families).
+pub const DEFAULT_VOLUME_GB: u32 = 10;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VolumeType {
+    Gp2,
+    Gp3,
+}
+
+impl VolumeType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VolumeType::Gp2 => "gp2",
+            VolumeType::Gp3 => "gp3",
+        }
+    }
 }
 fn d_true() -> bool {
     true

@@ -53,6 +53,25 @@ const CASES: &[(&str, &str, &str, &str)] = &[
     ),
     ("instance_count: 1", "instance_count: 0", "0", "instance_count must be between 1 and 80"),
     ("volume_gb: 10", "volume_gb: 5", "5", "volume_gb must be between 10"),
+    // Storage per instance family.
+    (
+        "instance_type: m5.large.search",
+        "instance_type: i3.large.search",
+        "10\n",
+        "takes no EBS volume: remove volume_gb",
+    ),
+    (
+        "instance_type: m5.large.search",
+        "instance_type: m4.large.search\n  volume_type: gp3",
+        "gp3",
+        "previous-generation instance type that takes gp2",
+    ),
+    (
+        "engine: OpenSearch_2.13",
+        "engine: Elasticsearch_7.9\n  volume_type: gp3",
+        "gp3",
+        "gp3 needs Elasticsearch 7.10 or OpenSearch",
+    ),
     ("allow_ips: [\"1.1.1.1/32\"]", "allow_ips: []", "[]", "at least one address"),
     ("allow_ips: [\"1.1.1.1/32\"]", "allow_ips: [\"1.1.1.1/33\"]", "\"1.1.1.1/33", "prefix must be 0-32"),
     ("allow_ips: [\"1.1.1.1/32\"]", "allow_ips: [\"10.0.0.0/8\", \"300.1.1.1\"]", "\"300", "not an IP address"),

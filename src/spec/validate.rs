@@ -118,7 +118,37 @@ pub(super) fn validate(spec: &Spec, index: &PosIndex) -> Vec<Diagnostic> {
         );
     }
     c.range("search.instance_count", "instance_count", d.instance_count, 1, 80, "OpenSearch data-node quota");
-    c.range("search.volume_gb", "volume_gb", d.volume_gb, 10, 16384, "EBS gp3 volume per node");
+    // Storage follows the instance family: instance-store families take no EBS volume,
+    // previous-generation families and Elasticsearch before 7.10 take gp2, not gp3.
+    let family = parts.first().copied().unwrap_or("");
+    if crate::resources::domain::INSTANCE_STORE_FAMILIES.contains(&family) {
+        for (key, set) in [("volume_gb", d.volume_gb.is_some()), ("volume_type", d.volume_type.is_some())] {
+            if set {
+                c.error(
+                    &format!("search.{key}"),
+                    format!(
+                        "{} keeps its data on the instance's own storage and takes no EBS volume: remove {key}",
+                        d.instance_type
+                    ),
+                );
+            }
+        }
+    } else if let Some(gb) = d.volume_gb {
+        c.range("search.volume_gb", "volume_gb", gb, 10, 16384, "EBS volume per node");
+    }
+    if d.volume_type == Some(super::VolumeType::Gp3) {
+        if crate::resources::domain::GP2_ONLY_FAMILIES.contains(&family) {
+            c.error(
+                "search.volume_type",
+                format!("{} is a previous-generation instance type that takes gp2, not gp3", d.instance_type),
+            );
+        } else if crate::resources::domain::default_volume_type(&d.instance_type, &d.engine) == Some("gp2") {
+            c.error(
+                "search.volume_type",
+                format!("{} takes gp2 volumes; gp3 needs Elasticsearch 7.10 or OpenSearch", d.engine),
+            );
+        }
+    }
     if d.access.allow_ips.is_empty() {
         c.error("search.access.allow_ips", "allow_ips needs at least one address or CIDR range");
     }
