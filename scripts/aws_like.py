@@ -493,6 +493,8 @@ def _opensearch_action(method: str, path: str) -> str:
                 ("GET", "dryRun"): "DescribeDryRunProgress"}.get((method, sub), f"{method}:{sub}")
     if parts[1:3] == ["opensearch", "compatibleVersions"]:
         return "GetCompatibleVersions"
+    if parts[1:3] == ["opensearch", "instanceTypeLimits"]:
+        return "DescribeInstanceTypeLimits"
     if parts[1:3] == ["opensearch", "upgradeDomain"]:
         return "UpgradeDomain" if len(parts) == 3 else "GetUpgradeStatus"
     return f"{method}:{'/'.join(parts[1:3])}"
@@ -1171,6 +1173,8 @@ def opensearch_handle(req: Req) -> Resp | None:
     if action in ("GetCompatibleVersions", "UpgradeDomain", "GetUpgradeStatus"):
         with STATE.lock:
             return opensearch_upgrades(req, action)
+    if action == "DescribeInstanceTypeLimits":
+        return opensearch_instance_type_limits(req)
     parts = [p for p in req.path.split("/") if p]
     if action == "CreateDomain":
         name = req.json().get("DomainName", "")
@@ -1215,6 +1219,42 @@ def _upgrade_table() -> dict[str, list[str]]:
     table["Elasticsearch_7.10"] = list(os1)
     table["OpenSearch_1.3"] = list(os2)
     return table
+
+
+# EBS volume size quotas per instance type, GiB (gp2 max, gp3 max), from the developer guide's
+# "EBS volume size quotas" table
+# (https://docs.aws.amazon.com/opensearch-service/latest/developerguide/limits.html#ebsresource);
+# the minimum is 10 GiB throughout. Abridged: a type not listed gets m5.large's row.
+EBS_LIMITS = {
+    "t3.small.search": (100, 100), "t3.medium.search": (200, 200), "t2.small.search": (35, None),
+    "t2.medium.search": (35, None), "m5.large.search": (512, 1024), "m5.xlarge.search": (1024, 2048),
+    "r6g.large.search": (1024, 1536), "m6g.large.search": (512, 1024), "m4.large.search": (512, None),
+}
+INSTANCE_STORE = ("i2.", "i3.", "i4g.", "i4i.", "im4gn.", "r6gd.")
+
+
+def opensearch_instance_type_limits(req: Req) -> Resp:
+    """DescribeInstanceTypeLimits (API_DescribeInstanceTypeLimits.html), which moto 5.2.5 does
+    not route: the data-node limits of an instance type, EBS volume sizes per sub type."""
+    parts = [urllib.parse.unquote(p) for p in req.path.split("/") if p]
+    instance_type = parts[4] if len(parts) > 4 else ""
+    if instance_type.startswith(INSTANCE_STORE):
+        storage = [{"StorageTypeName": "instance", "StorageTypeLimits": []}]
+    else:
+        gp2, gp3 = EBS_LIMITS.get(instance_type, (512, 1024))
+        storage = [{"StorageTypeName": "ebs", "StorageSubTypeName": "gp2", "StorageTypeLimits": [
+            {"LimitName": "MinimumVolumeSize", "LimitValues": ["10"]},
+            {"LimitName": "MaximumVolumeSize", "LimitValues": [str(gp2)]}]}]
+        if gp3 is not None:
+            storage.append({"StorageTypeName": "ebs", "StorageSubTypeName": "gp3", "StorageTypeLimits": [
+                {"LimitName": "MinimumVolumeSize", "LimitValues": ["10"]},
+                {"LimitName": "MaximumVolumeSize", "LimitValues": [str(gp3)]}]})
+    limits = {"StorageTypes": storage,
+              "InstanceLimits": {"InstanceCountLimits": {"MinimumInstanceCount": 1,
+                                                         "MaximumInstanceCount": 80}},
+              "AdditionalLimits": [{"LimitName": "MaximumNumberOfDataNodesWithoutMasterNode",
+                                    "LimitValues": ["10"]}]}
+    return json_ok({"LimitsByRole": {"data": limits}}, rest=True)
 
 
 def _moto_domain(req: Req, name: str) -> Any:

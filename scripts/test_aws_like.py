@@ -812,7 +812,11 @@ def phase_plain(srv: Server) -> None:
         assert tags == [{"Key": "pipectl:stack", "Value": "s"}], tags
         s3.delete_bucket(Bucket=bucket)
         os_.delete_domain(DomainName=name)
-    check("plain: UpgradeDomain/GetUpgradeStatus/GetCompatibleVersions; CreateBucket Tags", plain_upgrades_and_bucket_tags)
+        limits = os_.describe_instance_type_limits(EngineVersion="OpenSearch_2.13",
+                                                   InstanceType="m5.large.search")["LimitsByRole"]["data"]
+        gp3 = [t for t in limits["StorageTypes"] if t.get("StorageSubTypeName") == "gp3"][0]
+        assert {"LimitName": "MaximumVolumeSize", "LimitValues": ["1024"]} in gp3["StorageTypeLimits"], gp3
+    check("plain: UpgradeDomain/GetUpgradeStatus/GetCompatibleVersions; CreateBucket Tags; DescribeInstanceTypeLimits", plain_upgrades_and_bucket_tags)
 
     def plain_lambda_iam_firehose() -> None:
         role = create_role(iam, uid("role"))

@@ -80,7 +80,23 @@ pub async fn observe(aws: &Aws, stack: &str, ids: &[ResourceId]) -> Result<Obser
 /// Asks AWS how each update will be carried out (dry runs, which change nothing) and notes it
 /// on the step, for display: a domain change that runs as a blue/green deployment takes hours
 /// and doubles the nodes meanwhile. The plan's operations are not touched.
-pub async fn assess(aws: &Aws, plan: &mut Plan) -> Result<(), EngineError> {
+///
+/// It also checks each created or changed resource against the limits AWS publishes for it
+/// (a domain's instance type: volume size, node count); a violation is a conflict, so apply
+/// refuses before any change instead of failing half way.
+pub async fn assess(aws: &Aws, plan: &mut Plan, desired: &[resources::Desired]) -> Result<(), EngineError> {
+    for d in desired {
+        let id = d.id();
+        if !plan.steps.iter().any(|s| s.id == id && s.action != crate::plan::Action::Delete) {
+            continue;
+        }
+        let problems = resources::limit_violations(aws, d)
+            .await
+            .map_err(|source| EngineError::Read { id: id.to_string(), source })?;
+        for p in problems {
+            plan.conflicts.push(crate::plan::Conflict { id: id.clone(), message: format!("{id}: {p}") });
+        }
+    }
     for step in &mut plan.steps {
         for op in &step.ops {
             let found = resources::deployment(aws, op)

@@ -383,3 +383,22 @@ async fn domain_upgrade_and_encryption_are_in_place_with_their_deployment_type()
     let out = m.pipectl(&["plan", "-f", &spec4, "--artifacts", &art()]).ok();
     assert!(out.stdout.contains("-/+ search_domain.kinesis  (replace, forced by engine)"), "{}", out.stdout);
 }
+
+/// The instance type's published limits (DescribeInstanceTypeLimits) are checked at plan time:
+/// a volume the type cannot take is a conflict before any change, not a failure half way.
+#[tokio::test(flavor = "multi_thread")]
+async fn instance_type_limits_are_checked_at_plan_time() {
+    let m = Moto::aws_like();
+    let dir = Scratch::new("limits");
+    let spec =
+        dir.write("stack.yaml", &common::stack_text("crime-data.yaml").replace("volume_gb: 10", "volume_gb: 2000"));
+    let out = m.pipectl(&["plan", "-f", &spec, "--artifacts", &art()]).code(1);
+    assert!(
+        out.stdout.contains("search_domain.kinesis: volume_gb 2000 is outside m5.large.search's 10..=1024 GiB for gp3"),
+        "{}",
+        out.stdout
+    );
+    let out = m.pipectl(&["apply", "-f", &spec, "--yes", "--artifacts", &art()]).code(1);
+    assert!(out.stderr.contains("nothing was changed"), "{}", out.stderr);
+    assert!(live(&m, Kind::IamRole, "crime-data-lambda").await.is_none());
+}

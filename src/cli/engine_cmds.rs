@@ -159,7 +159,7 @@ async fn make_plan(p: &Prepared, opts: Options) -> Result<Plan, engine::EngineEr
     let observed = engine::observe(&p.aws, &p.stack, &ids).await?;
     let t = PlanTarget { stack: &p.stack, region: &p.aws.region, account: &p.account };
     let mut plan = build(&t, &p.desired, &observed, opts);
-    engine::assess(&p.aws, &mut plan).await?;
+    engine::assess(&p.aws, &mut plan, &p.desired).await?;
     Ok(plan)
 }
 

@@ -415,6 +415,67 @@ pub async fn deployment(aws: &Aws, u: &Update) -> Result<Option<(String, String)
     Ok(Some((kind, r.message().unwrap_or_default().to_string())))
 }
 
+/// What the instance type allows, per DescribeInstanceTypeLimits (data-node role): each
+/// violation of `d` as a sentence. A volume outside the type's range, or a node count outside
+/// its limits, would be refused by CreateDomain/UpdateDomainConfig after the plan; checked
+/// at plan time instead.
+pub async fn limit_violations(aws: &Aws, d: &Desired, volume_type: Option<&str>) -> Result<Vec<String>, AwsError> {
+    let out = match aws
+        .call("opensearch:DescribeInstanceTypeLimits", &d.name, || {
+            aws.opensearch
+                .describe_instance_type_limits()
+                .engine_version(&d.engine)
+                .instance_type(OpenSearchPartitionInstanceType::from(d.instance_type.as_str()))
+                .send()
+        })
+        .await
+    {
+        Ok(o) => o,
+        // Not allowed to ask: AWS will say it at apply time.
+        Err(e) if e.is(crate::aws::ErrorClass::Denied) => return Ok(vec![]),
+        Err(e) => return Err(e),
+    };
+    let Some(limits) = out.limits_by_role().and_then(|m| m.get("data")) else { return Ok(vec![]) };
+    let mut problems = Vec::new();
+    if let Some(c) = limits.instance_limits().and_then(|l| l.instance_count_limits()) {
+        let (lo, hi) = (c.minimum_instance_count().max(0) as u32, c.maximum_instance_count().max(0) as u32);
+        if hi > 0 && !(lo..=hi).contains(&d.instance_count) {
+            problems.push(format!(
+                "instance_count {} is outside {}'s {lo}..={hi} data nodes",
+                d.instance_count, d.instance_type
+            ));
+        }
+    }
+    if let (Some(gb), Some(t)) = (d.volume_gb, volume_type) {
+        let ebs = limits
+            .storage_types()
+            .iter()
+            .find(|s| s.storage_type_name() == Some("ebs") && s.storage_sub_type_name().map_or(true, |x| x == t));
+        match ebs {
+            None if !limits.storage_types().is_empty() => {
+                problems.push(format!("{} does not take {t} EBS volumes", d.instance_type));
+            }
+            None => {}
+            Some(s) => {
+                let value = |name: &str| {
+                    s.storage_type_limits()
+                        .iter()
+                        .find(|l| l.limit_name() == Some(name))
+                        .and_then(|l| l.limit_values().first())
+                        .and_then(|v| v.parse::<u32>().ok())
+                };
+                if let (Some(lo), Some(hi)) = (value("MinimumVolumeSize"), value("MaximumVolumeSize")) {
+                    if !(lo..=hi).contains(&gb) {
+                        problems
+                            .push(format!("volume_gb {gb} is outside {}'s {lo}..={hi} GiB for {t}", d.instance_type));
+                    }
+                }
+            }
+        }
+    }
+    Ok(problems)
+}
+
 /// Follows an UpgradeDomain with GetUpgradeStatus until its UPGRADE step SUCCEEDED (the
 /// earlier PRE_UPGRADE_CHECK and SNAPSHOT steps also report SUCCEEDED on their way, which
 /// terraform-provider-aws's waitUpgradeSucceeded also treats as still in progress).

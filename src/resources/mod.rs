@@ -501,6 +501,22 @@ pub async fn deployment(aws: &Aws, op: &Op) -> Result<Option<(String, String)>, 
     }
 }
 
+/// What the service's published limits say against `d` (checked at plan time; today the
+/// domain's instance-type limits), one sentence per violation.
+pub async fn limit_violations(aws: &Aws, d: &Desired) -> Result<Vec<String>, AwsError> {
+    match d {
+        Desired::SearchDomain(d) => {
+            let t = d.volume_type.as_deref().or(domain::default_volume_type(&d.instance_type, &d.engine));
+            domain::limit_violations(aws, d, t).await
+        }
+        Desired::IamRole(_)
+        | Desired::S3Bucket(_)
+        | Desired::KinesisStream(_)
+        | Desired::LambdaFunction(_)
+        | Desired::DeliveryStream(_) => Ok(vec![]),
+    }
+}
+
 /// Executes one operation and waits until the resource is ready (or gone).
 pub async fn execute(ctx: &Ctx<'_>, op: &Op) -> Result<(), AwsError> {
     match op {

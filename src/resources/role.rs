@@ -142,7 +142,11 @@ pub fn diff(want: &Desired, have: &Live) -> Vec<Change> {
         let h = have.inline.get(n).cloned();
         cmp(&mut out, &format!("inline_policy.{n}"), h, w);
     }
-    cmp(&mut out, "managed_policies", have.managed.clone(), vec![]);
+    // pipectl attaches no managed policy: each one found (on an adopted role, or attached in the
+    // console) is shown, and detached, one by one.
+    for arn in &have.managed {
+        out.push(Change::new(&format!("managed_policy.{arn}"), "attached", "detached"));
+    }
     tag_change(&mut out, &want.tags, &have.tags);
     out
 }
@@ -323,7 +327,7 @@ mod tests {
             (
                 "managed policy attached",
                 |l| l.managed = vec!["arn:aws:iam::aws:policy/AdministratorAccess".into()],
-                &["managed_policies"],
+                &["managed_policy.arn:aws:iam::aws:policy/AdministratorAccess"],
             ),
             ("moved path", |l| l.path = "/".into(), &["path"]),
         ];

@@ -245,6 +245,40 @@ fn removed_pipeline_resources_are_deleted_last_first() {
 }
 
 #[test]
+fn removed_bucket_with_failed_documents_is_kept_and_deletes_need_allow_delete() {
+    let d = desired();
+    let mut o = all_live(&d);
+    let mut old = converged(&d[2]);
+    let Live::S3Bucket(b) = &mut old else { panic!() };
+    b.name = "old-failed-docs".into();
+    b.objects = 42;
+    o.live.insert(id(Kind::S3Bucket, "old-failed-docs"), Some(old.clone()));
+    o.discovered.insert(id(Kind::S3Bucket, "old-failed-docs"));
+    let p = build(&T, &d, &o, APPLY);
+    assert!(p.is_empty(), "{:?}", p.steps);
+    assert_eq!(p.kept.len(), 1);
+    assert!(p.kept[0].message.contains("holds 42 object(s)"), "{}", p.kept[0].message);
+    // Empty, it is deleted: a delete that loses data, which apply allows only with --allow-delete.
+    let Live::S3Bucket(b) = &mut old else { panic!() };
+    b.objects = 0;
+    o.live.insert(id(Kind::S3Bucket, "old-failed-docs"), Some(old));
+    let p = build(&T, &d, &o, APPLY);
+    assert_eq!(p.counts().destroy, 1);
+    assert_eq!(p.data_losing_deletes().len(), 1);
+    // A destroy is explicit: no flag needed.
+    assert!(build(&T, &d, &o, DESTROY).data_losing_deletes().is_empty());
+    // A discovered resource whose live tags no longer say it is ours is not deleted.
+    let mut o2 = all_live(&d);
+    let mut foreign = converged(&d[3]);
+    if let Live::KinesisStream(x) = &mut foreign {
+        x.tags.clear();
+    }
+    o2.live.insert(id(Kind::KinesisStream, "Retagged"), Some(foreign));
+    o2.discovered.insert(id(Kind::KinesisStream, "Retagged"));
+    assert!(build(&T, &d, &o2, APPLY).is_empty());
+}
+
+#[test]
 fn destroy_deletes_owned_in_reverse_order_and_keeps_full_buckets_unless_purged() {
     let d = desired();
     let mut o = all_live(&d);
