@@ -9,7 +9,9 @@ scripts/moto-venv.sh
 cargo build --locked --quiet --bin pipectl
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 log="$(mktemp)"
-.venv/bin/python scripts/moto_shim.py -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
+# The emulator behaves like AWS as documented (asynchronous states, IAM propagation, busy
+# resources, API quotas: scripts/aws_like.py), so the waits and retries show as they would.
+PIPECTL_AWS_LIKE=all .venv/bin/python scripts/moto_shim.py -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
 moto=$!
 trap 'kill $moto 2>/dev/null || true; rm -f "$log"' EXIT
 for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
