@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use tokio::task::JoinSet;
 
-use crate::aws::wait::{Ctx, Timing};
+use crate::aws::wait::Ctx;
 use crate::aws::{Aws, AwsError};
 use crate::events::{Event, Observer};
 use crate::plan::build::Observed;
@@ -165,7 +165,8 @@ impl Outcome {
 
 /// Executes `plan`: a step starts when every step it depends on has finished; steps whose
 /// dependencies failed are skipped; independent steps run in parallel.
-pub async fn execute(aws: &Aws, plan: &Plan, obs: Arc<dyn Observer>, timing: Timing) -> Outcome {
+pub async fn execute(aws: &Aws, plan: &Plan, obs: Arc<dyn Observer>) -> Outcome {
+    let timing = aws.timing;
     let mut outcome = Outcome::default();
     let mut pending: BTreeMap<usize, &crate::plan::Step> = plan.steps.iter().enumerate().collect();
     let mut finished: BTreeSet<ResourceId> = BTreeSet::new();

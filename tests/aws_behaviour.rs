@@ -34,12 +34,8 @@ fn deploy(m: &Moto, dir: &Scratch) -> String {
     spec
 }
 
-fn s3(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
-    aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(sdk).force_path_style(true).build())
-}
-
 async fn put_failed_doc(m: &Moto, key: &str) {
-    s3(&m.sdk().await)
+    common::s3(&m.sdk().await)
         .put_object()
         .bucket("crime-data-firehose-backup")
         .key(key)
@@ -83,7 +79,7 @@ async fn plan_calls_do_not_grow_with_unrelated_resources() {
         tasks.spawn(async move {
             let kinesis = aws_sdk_kinesis::Client::new(&sdk);
             let lambda = aws_sdk_lambda::Client::new(&sdk);
-            let s3 = s3(&sdk);
+            let s3 = common::s3(&sdk);
             for i in (chunk..n).step_by(20) {
                 let other = if i % 2 == 0 { "other-stack" } else { "crime-data-old" };
                 kinesis
@@ -94,16 +90,7 @@ async fn plan_calls_do_not_grow_with_unrelated_resources() {
                     .send()
                     .await
                     .unwrap();
-                s3.create_bucket()
-                    .bucket(format!("unrelated-{i}"))
-                    .create_bucket_configuration(
-                        aws_sdk_s3::types::CreateBucketConfiguration::builder()
-                            .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuWest1)
-                            .build(),
-                    )
-                    .send()
-                    .await
-                    .unwrap();
+                common::create_bucket(&s3, &format!("unrelated-{i}")).await;
                 // The emulator propagates a new role the way IAM does: the first calls that
                 // use it fail ("cannot be assumed by Lambda"), so these are retried.
                 for attempt in 0.. {
@@ -327,8 +314,7 @@ async fn ownership_is_rechecked_before_each_change() {
     let arn = arn.configuration().unwrap().function_arn().unwrap().to_string();
     lambda.untag_resource().resource(&arn).tag_keys("pipectl:stack").send().await.unwrap();
     let aws = m.aws().await;
-    let outcome =
-        pipectl::engine::execute(&aws, &plan, Arc::new(pipectl::events::Quiet), pipectl::aws::Timing::from_env()).await;
+    let outcome = pipectl::engine::execute(&aws, &plan, Arc::new(pipectl::events::Quiet)).await;
     assert_eq!(outcome.failed.len(), 1, "{:?}", outcome.failed);
     assert_eq!(outcome.failed[0].1.code, "NotOwned");
     let Some(Live::LambdaFunction(f)) = live(&m, Kind::LambdaFunction, "transform-firehose-data").await else {

@@ -119,18 +119,9 @@ async fn lifecycle(stack: &str, resources: usize, edits: &[(&str, &str)], expect
     // documents is kept (non-zero exit naming it) until --purge.
     let neighbour = format!("{stream_name}-neighbour");
     kinesis.create_stream().stream_name(&neighbour).shard_count(1).send().await.unwrap();
-    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true).build());
+    let s3 = common::s3(&sdk);
     let neighbour_bucket = format!("{}-x", spec_v.bucket.name);
-    s3.create_bucket()
-        .bucket(&neighbour_bucket)
-        .create_bucket_configuration(
-            aws_sdk_s3::types::CreateBucketConfiguration::builder()
-                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuWest1)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    common::create_bucket(&s3, &neighbour_bucket).await;
     s3.put_object()
         .bucket(&spec_v.bucket.name)
         .key(format!("{}2026/11/28/failed-doc", spec_v.pipelines[0].delivery.failed_prefix))

@@ -10,7 +10,6 @@ use std::time::Instant;
 use clap::Args;
 
 use super::{CliResult, Global, SpecArg};
-use crate::aws::wait::Timing;
 use crate::aws::{Aws, Target};
 use crate::engine;
 use crate::events::{Event, Observer};
@@ -205,7 +204,7 @@ fn confirm(yes: bool, question: &str) -> Result<bool, Box<dyn std::error::Error 
 
 async fn run(aws: &Aws, plan: &Plan, start: Instant) -> CliResult {
     let obs: Arc<dyn Observer> = Arc::new(Printer { start });
-    let outcome = engine::execute(aws, plan, obs, Timing::from_env()).await;
+    let outcome = engine::execute(aws, plan, obs).await;
     let verb = if plan.mode == Mode::Destroy { "Destroy" } else { "Apply" };
     eprintln!(
         "{verb} {}: {} step(s) done, {} failed, {} skipped.",

@@ -115,7 +115,7 @@ pub async fn read(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError> {
     let d = &d;
     let cluster = d.cluster_config();
     let ebs = d.ebs_options();
-    let tags = aws.call("opensearch:ListTags", name, || aws.opensearch.list_tags().arn(d.arn()).send()).await?;
+    let tags = tags_of(aws, name, d.arn()).await?;
     let change = d.change_progress_details();
     Ok(Some(Live {
         name: name.to_string(),
@@ -147,7 +147,7 @@ pub async fn read(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError> {
         }),
         endpoint: d.endpoint().map(str::to_string).or_else(|| d.endpoints().and_then(|m| m.values().next().cloned())),
         upgrade_paths: compatible_versions(aws, name).await?,
-        tags: tags.tag_list().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect(),
+        tags,
     }))
 }
 
@@ -173,9 +173,18 @@ async fn compatible_versions(aws: &Aws, name: &str) -> Result<BTreeMap<String, V
     Ok(paths)
 }
 
-/// The domain's tags (the execution-time ownership check).
+/// The domain's tags (the execution-time ownership check): DescribeDomain for the ARN, then
+/// ListTags.
 pub async fn read_tags(aws: &Aws, name: &str) -> Result<Tags, AwsError> {
-    Ok(read(aws, name).await?.map(|l| l.tags).unwrap_or_default())
+    match describe(aws, name).await? {
+        Some(d) => tags_of(aws, name, d.arn()).await,
+        None => Ok(Tags::new()),
+    }
+}
+
+async fn tags_of(aws: &Aws, name: &str, arn: &str) -> Result<Tags, AwsError> {
+    let tags = aws.call("opensearch:ListTags", name, || aws.opensearch.list_tags().arn(arn).send()).await?;
+    Ok(tags.tag_list().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect())
 }
 
 /// A domain whose deletion has begun (`Deleted: true` while AWS removes it) cannot be used or
