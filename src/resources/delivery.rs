@@ -96,6 +96,12 @@ pub struct Update {
     pub tags: TagUpdate,
 }
 
+/// The Lambda processor's buffer (MB, s) for the spec's buffering: the processor accepts 1-3 MB
+/// and 60-900 s.
+pub fn processor_buffer(size_mb: u32, interval_s: u32) -> (u32, u32) {
+    (size_mb.clamp(1, 3), interval_s.clamp(60, 900))
+}
+
 pub fn processor_params(function_arn: &str, role_arn: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
         ("LambdaArn".to_string(), format!("{function_arn}:$LATEST")),
