@@ -63,6 +63,7 @@ fn main() {
              Firehose buffer of these rows, {iters} events timed)",
             (iters as f64 * n as f64) / secs,
         );
+        glue(&json);
         let bare_records: Vec<Vec<u8>> = bare.iter().cycle().take(n).cloned().collect();
         node_baseline(n, &event_json(&bare_records, ARRIVAL_MS), bare_records.iter().map(Vec::len).sum());
     }
@@ -73,6 +74,31 @@ fn main() {
         Ok(m) => println!("  zip: {} ({} bytes)", zip.display(), m.len()),
         Err(_) => println!("  zip: run `pipectl bundle -f stacks/crime-data.yaml` to measure its size"),
     }
+}
+
+/// What the `bootstrap` adds around `process`: lambda_runtime hands the body over as a
+/// `Box<RawValue>` (parsed once to find its end, copied) and takes the response back as one
+/// (checked once more); `process` then parses the event itself.
+fn glue(json: &[u8]) {
+    let response = process(&compiled(), json, RESPONSE_LIMIT).unwrap().response;
+    let start = Instant::now();
+    let mut iters = 0u64;
+    while start.elapsed() < Duration::from_secs(1) {
+        let body: Box<serde_json::value::RawValue> = serde_json::from_slice(json).unwrap();
+        std::hint::black_box(body);
+        let back = serde_json::value::RawValue::from_string(String::from_utf8(response.clone()).unwrap()).unwrap();
+        std::hint::black_box(serde_json::to_vec(&back).unwrap());
+        iters += 1;
+    }
+    println!(
+        "    + the bootstrap's runtime glue (raw JSON in and out): {:.2} ms per event",
+        start.elapsed().as_secs_f64() * 1000.0 / iters as f64
+    );
+}
+
+fn compiled() -> pipectl::schema::Compiled {
+    let spec = pipectl::spec::parse("s.yaml", include_str!("../stacks/crime-data.yaml")).unwrap().spec;
+    pipectl::schema::Compiled::new(&spec.pipelines[0].schema)
 }
 
 /// `pipectl invoke --event` on one 100,000-row event, as a whole process (best of 5).

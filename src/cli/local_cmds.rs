@@ -93,8 +93,20 @@ pub fn invoke(a: InvokeArgs) -> CliResult {
     }
     if let Some(path) = a.event {
         let json = std::fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-        let outcome = transform::process(&compiled, &json, transform::RESPONSE_LIMIT)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+        // Lambda refuses a request over 6 MB, so Firehose never sends one; a bigger local
+        // event (a benchmark, a replay) is transformed whole, without the response limit.
+        let limit = if json.len() > transform::RESPONSE_LIMIT {
+            eprintln!(
+                "{}: {} bytes, over Lambda's {}-byte request limit: transformed without the response limit",
+                path.display(),
+                json.len(),
+                transform::RESPONSE_LIMIT
+            );
+            usize::MAX
+        } else {
+            transform::RESPONSE_LIMIT
+        };
+        let outcome = transform::process(&compiled, &json, limit).map_err(|e| format!("{}: {e}", path.display()))?;
         for f in &outcome.failures {
             eprintln!("{f}");
         }
