@@ -131,16 +131,23 @@ struct InRecord<'a> {
 
 /// Firehose sends the arrival time as an integer; a float is accepted too.
 fn millis<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Num {
-        I(i64),
-        F(f64),
+    struct Millis;
+    impl serde::de::Visitor<'_> for Millis {
+        type Value = i64;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("milliseconds since the epoch")
+        }
+        fn visit_i64<E>(self, v: i64) -> Result<i64, E> {
+            Ok(v)
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<i64, E> {
+            i64::try_from(v).map_err(E::custom)
+        }
+        fn visit_f64<E>(self, v: f64) -> Result<i64, E> {
+            Ok(v as i64)
+        }
     }
-    Ok(match Num::deserialize(d)? {
-        Num::I(i) => i,
-        Num::F(f) => f as i64,
-    })
+    d.deserialize_any(Millis)
 }
 
 /// Transforms every record of the event `json`. A record that cannot be typed is answered

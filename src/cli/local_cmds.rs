@@ -106,7 +106,9 @@ pub fn invoke(a: InvokeArgs) -> CliResult {
         } else {
             transform::RESPONSE_LIMIT
         };
-        let outcome = transform::process(&compiled, &json, limit).map_err(|e| format!("{}: {e}", path.display()))?;
+        let outcome = transform::process(&compiled, &json, limit).map_err(|transform::EventError::Json(e)| {
+            format!("{} is not a Firehose transformation event: {e}", path.display())
+        })?;
         for f in &outcome.failures {
             eprintln!("{f}");
         }
