@@ -201,10 +201,47 @@ fn write_ok(out: &mut Vec<u8>, id: &str, doc: &[u8]) {
     out.extend_from_slice(b"{\"recordId\":");
     write_json_str(out, id);
     out.extend_from_slice(b",\"result\":\"Ok\",\"data\":\"");
-    let at = out.len();
-    out.resize(at + base64::encoded_len(doc.len(), true).expect("a document fits in memory"), 0);
-    STANDARD.encode_slice(doc, &mut out[at..]).expect("sized by encoded_len");
+    base64_encode(out, doc);
     out.extend_from_slice(b"\"}");
+}
+
+const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// The two base64 characters of every 12-bit value.
+static BASE64_PAIRS: [[u8; 2]; 4096] = {
+    let mut t = [[0u8; 2]; 4096];
+    let mut i = 0;
+    while i < 4096 {
+        t[i] = [BASE64[i >> 6], BASE64[i & 63]];
+        i += 1;
+    }
+    t
+};
+
+/// Appends standard padded base64 (RFC 4648, as Firehose expects) of `input`: two table
+/// lookups per 3 bytes. It was the largest single cost of a record with the base64 crate
+/// (14% of the instructions of `process`, callgrind); the output is the same (tested).
+fn base64_encode(out: &mut Vec<u8>, input: &[u8]) {
+    let at = out.len();
+    out.resize(at + input.len().div_ceil(3) * 4, b'=');
+    let dst = &mut out[at..];
+    let whole = input.len() / 3;
+    for (d, s) in dst.chunks_exact_mut(4).zip(input.chunks_exact(3)) {
+        let n = (usize::from(s[0]) << 16) | (usize::from(s[1]) << 8) | usize::from(s[2]);
+        let (a, b) = (BASE64_PAIRS[n >> 12], BASE64_PAIRS[n & 0xfff]);
+        d.copy_from_slice(&[a[0], a[1], b[0], b[1]]);
+    }
+    // The last 1 or 2 bytes: 2 or 3 characters, then `=` (already there).
+    let rest = &input[whole * 3..];
+    if !rest.is_empty() {
+        let n = (usize::from(rest[0]) << 16) | (usize::from(rest.get(1).copied().unwrap_or(0)) << 8);
+        let d = &mut dst[whole * 4..];
+        d[0] = BASE64[n >> 18];
+        d[1] = BASE64[(n >> 12) & 63];
+        if rest.len() == 2 {
+            d[2] = BASE64[(n >> 6) & 63];
+        }
+    }
 }
 
 /// A failed record carries its data back exactly as it came (still base64).
@@ -401,6 +438,17 @@ mod tests {
         assert_eq!(doc["address"], "B|C");
         assert_eq!(doc["load_time"], "2006-01-01T00:00:00Z");
         assert_eq!(o.to_string(), "processed 3 records: 2 ok, 1 failed");
+    }
+
+    #[test]
+    fn base64_is_the_standard_one() {
+        let mut rng = crate::schema::tests::Rng(99);
+        for len in 0..300 {
+            let input: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+            let mut out = b"x".to_vec();
+            base64_encode(&mut out, &input);
+            assert_eq!(out[1..], *STANDARD.encode(&input).as_bytes(), "{len}");
+        }
     }
 
     #[test]
