@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use crate::resources::normalize::{fill, DOMAIN_ACCESS, FIREHOSE_DELIVERY, FIREHOSE_TRUST, LAMBDA_LOGS, LAMBDA_TRUST};
 use crate::resources::{bucket, delivery, domain, function, role, stream, Desired, Tags};
 use crate::spec::{Spec, STACK_TAG};
-use crate::transform::SCHEMA_ENV;
+use crate::transform::{LAYOUT_ENV, SCHEMA_ENV};
 
 /// Where the stack is deployed and what code it runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,7 +165,10 @@ pub fn resolve(spec: &Spec, cx: &Context) -> Vec<Desired> {
             architecture: "x86_64".into(),
             memory_mb: pl.transform.memory_mb,
             timeout_s: pl.transform.timeout_s,
-            env: BTreeMap::from([(SCHEMA_ENV.to_string(), schema)]),
+            env: BTreeMap::from([
+                (SCHEMA_ENV.to_string(), schema),
+                (LAYOUT_ENV.to_string(), pl.schema.layout().to_string()),
+            ]),
             code_sha256: cx.code_sha256.clone(),
             zip_path: cx.zip_path.clone(),
             tags: tags.clone(),

@@ -181,7 +181,7 @@ async fn elasticsearch_stack_lifecycle() {
             ("shards: 2, retention_hours: 48", "shards: 4, retention_hours: 24"),
             (
                 "failed_prefix: failed/crime/",
-                "failed_prefix: failed/crime/\n      buffering: { size_mb: 3, interval_s: 120 }",
+                "failed_prefix: failed/crime/\n      buffering: { size_mb: 2, interval_s: 120 }",
             ),
             (
                 "transform: { function: city-crime-transform }",

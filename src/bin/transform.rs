@@ -1,11 +1,11 @@
 //! The transform Lambda (`bootstrap` in the bundle): reads the pipeline's schema from the
 //! environment once at cold start, then answers Firehose transformation events with
-//! `pipectl::transform::handle`. Links no AWS SDK crate.
+//! `pipectl::transform::process`. Links no AWS SDK crate.
 
-use aws_lambda_events::event::firehose::{KinesisFirehoseEvent, KinesisFirehoseResponse};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use pipectl::schema::Compiled;
-use pipectl::transform::{handle, schema_from_env, SCHEMA_ENV};
+use pipectl::transform::{process, schema_from_env, LAYOUT_ENV, RESPONSE_LIMIT, SCHEMA_ENV};
+use serde_json::value::RawValue;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
@@ -14,20 +14,26 @@ async fn main() -> Result<(), Error> {
     let raw = std::env::var(SCHEMA_ENV).map_err(|_| format!("environment variable {SCHEMA_ENV} is not set"))?;
     let schema: &'static Compiled =
         Box::leak(Box::new(schema_from_env(&raw).map_err(|e| format!("{SCHEMA_ENV} is not a valid schema: {e}"))?));
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<KinesisFirehoseEvent>| async move {
-        let (response, failures) = handle(schema, &event.payload);
+    // pipectl deploys the layout beside the schema; if they disagree, something else edited
+    // the function, and records would be refused or typed by a layout nobody planned.
+    if let Ok(layout) = std::env::var(LAYOUT_ENV) {
+        if layout != schema.layout().to_string() {
+            return Err(format!("{LAYOUT_ENV}={layout} but the schema's wire layout is {}", schema.layout()).into());
+        }
+    }
+    // The runtime hands the body over as raw JSON (one copy, no typed parse), and takes the
+    // response back the same way: `process` parses and writes Firehose's JSON itself.
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Box<RawValue>>| async move {
+        let outcome = process(schema, event.payload.get().as_bytes(), RESPONSE_LIMIT)?;
         // One line per failed record: position, id and reason (field and value), never the
-        // whole payload.
-        for f in &failures {
+        // whole payload; then one summary line (with the counts of any record failed to keep
+        // the response under Lambda's limit).
+        for f in &outcome.failures {
             eprintln!("{f}");
         }
-        eprintln!(
-            "processed {} records: {} ok, {} failed",
-            response.records.len(),
-            response.records.len() - failures.len(),
-            failures.len()
-        );
-        Ok::<KinesisFirehoseResponse, Error>(response)
+        eprintln!("{outcome}");
+        let body = String::from_utf8(outcome.response).map_err(|e| e.utf8_error())?;
+        Ok::<Box<RawValue>, Error>(RawValue::from_string(body)?)
     }))
     .await
 }

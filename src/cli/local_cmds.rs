@@ -1,6 +1,9 @@
 //! Commands that never call AWS: `estimate`, `bundle`, `invoke`.
 
+use std::io::Write as _;
 use std::path::PathBuf;
+
+use base64::Engine as _;
 use std::process::ExitCode;
 
 use clap::Args;
@@ -89,15 +92,34 @@ pub fn invoke(a: InvokeArgs) -> CliResult {
         return Ok(ExitCode::SUCCESS);
     }
     if let Some(path) = a.event {
-        let text = std::fs::read_to_string(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-        let event: aws_lambda_events::event::firehose::KinesisFirehoseEvent = serde_json::from_str(&text)
-            .map_err(|e| format!("{} is not a Firehose transformation event: {e}", path.display()))?;
-        let (response, failures) = transform::handle(&compiled, &event);
-        for f in &failures {
+        let json = std::fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+        // Lambda refuses a request over 6 MB, so Firehose never sends one; a bigger local
+        // event (a benchmark, a replay) is transformed whole, without the response limit.
+        let limit = if json.len() > transform::RESPONSE_LIMIT {
+            eprintln!(
+                "{}: {} bytes, over Lambda's {}-byte request limit: transformed without the response limit",
+                path.display(),
+                json.len(),
+                transform::RESPONSE_LIMIT
+            );
+            usize::MAX
+        } else {
+            transform::RESPONSE_LIMIT
+        };
+        let outcome = transform::process(&compiled, &json, limit).map_err(|transform::EventError::Json(e)| {
+            format!("{} is not a Firehose transformation event: {e}", path.display())
+        })?;
+        for f in &outcome.failures {
             eprintln!("{f}");
         }
-        println!("{}", serde_json::to_string_pretty(&response)?);
-        return Ok(if failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) });
+        if outcome.oversize.is_some() {
+            eprintln!("{outcome}");
+        }
+        // The response exactly as the Lambda returns it.
+        let mut stdout = std::io::stdout().lock();
+        stdout.write_all(&outcome.response)?;
+        stdout.write_all(b"\n")?;
+        return Ok(if outcome.ok() == outcome.records { ExitCode::SUCCESS } else { ExitCode::from(1) });
     }
     let Some(csv_path) = a.csv else {
         return Err("invoke needs --event FILE, --csv FILE or --mapping".into());
@@ -110,27 +132,37 @@ pub fn invoke(a: InvokeArgs) -> CliResult {
     let encoder = RowEncoder::new(schema, &headers, None)?;
     let now = chrono::Utc::now().timestamp_millis();
     let (mut ok, mut failed, mut row) = (0u64, 0u64, 0u64);
+    // Wire bytes in and response bytes out, for the measured expansion.
+    let (mut wire_bytes, mut response_bytes) = (0usize, 0usize);
     let mut raw = csv::ByteRecord::new();
     let mut batch: Vec<Vec<u8>> = Vec::with_capacity(500);
     let mut rows: Vec<u64> = Vec::with_capacity(500);
-    let flush = |batch: &mut Vec<Vec<u8>>, rows: &mut Vec<u64>, ok: &mut u64, failed: &mut u64| {
-        let event = transform::event_from_records(std::mem::take(batch), now);
-        let (response, failures) = transform::handle(&compiled, &event);
-        for f in &failures {
+    let mut flush = |batch: &mut Vec<Vec<u8>>, rows: &mut Vec<u64>, ok: &mut u64, failed: &mut u64| -> CliResult {
+        let outcome = transform::process(&compiled, &transform::event_json(batch, now), transform::RESPONSE_LIMIT)?;
+        for f in &outcome.failures {
             // Row numbers count data rows from 1; the file line is one more (the header).
             let r = rows[f.position];
             println!("row {r} (line {}): failed: {}", r + 1, f.reason);
         }
-        *failed += failures.len() as u64;
-        *ok += (response.records.len() - failures.len()) as u64;
+        if outcome.oversize.is_some() {
+            eprintln!("rows {}-{}: {outcome}", rows[0], rows[rows.len() - 1]);
+        }
+        *failed += (outcome.records - outcome.ok()) as u64;
+        *ok += outcome.ok() as u64;
+        wire_bytes += batch.iter().map(Vec::len).sum::<usize>();
+        response_bytes += outcome.response.len();
         if a.json {
-            for rec in &response.records {
-                if rec.result.as_deref() == Some(transform::RESULT_OK) {
-                    println!("{}", String::from_utf8_lossy(&rec.data.0));
+            let v: serde_json::Value = serde_json::from_slice(&outcome.response)?;
+            for rec in v["records"].as_array().into_iter().flatten() {
+                if rec["result"] == transform::RESULT_OK {
+                    let doc = base64::engine::general_purpose::STANDARD.decode(rec["data"].as_str().unwrap_or(""))?;
+                    println!("{}", String::from_utf8_lossy(&doc));
                 }
             }
         }
+        batch.clear();
         rows.clear();
+        Ok(ExitCode::SUCCESS)
     };
     while reader.read_byte_record(&mut raw)? {
         row += 1;
@@ -146,11 +178,24 @@ pub fn invoke(a: InvokeArgs) -> CliResult {
             }
         }
         if batch.len() == 500 {
-            flush(&mut batch, &mut rows, &mut ok, &mut failed);
+            flush(&mut batch, &mut rows, &mut ok, &mut failed)?;
         }
     }
     if !batch.is_empty() {
-        flush(&mut batch, &mut rows, &mut ok, &mut failed);
+        flush(&mut batch, &mut rows, &mut ok, &mut failed)?;
+    }
+    if wire_bytes > 0 {
+        // What a full transform buffer of rows like these answers, against Lambda's limit
+        // (the spec cannot know row sizes; `validate` bounds the worst case per byte).
+        let ratio = response_bytes as f64 / wire_bytes as f64;
+        let (buffer_mb, _) =
+            crate::resources::delivery::processor_buffer(p.delivery.buffering.size_mb, p.delivery.buffering.interval_s);
+        let full = ratio * (buffer_mb as usize * transform::MAX_RECORD_BYTES) as f64;
+        eprintln!(
+            "response/wire bytes on these rows: {ratio:.2}× (a full {buffer_mb} MB transform buffer of them: {:.2} MB of response; Lambda's limit {:.2} MB)",
+            full / 1e6,
+            transform::RESPONSE_LIMIT as f64 / 1e6
+        );
     }
     eprintln!("{row} rows: {ok} Ok, {failed} failed");
     Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })

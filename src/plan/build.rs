@@ -36,10 +36,31 @@ pub struct Target<'a> {
 /// The attributes of a resource to be created, for display.
 fn creation_summary(d: &Desired) -> Vec<Change> {
     let Ok(Value::Object(m)) = serde_json::to_value(d) else { return vec![] };
-    m.into_iter()
+    let mut out: Vec<Change> = m
+        .into_iter()
         .filter(|(k, _)| k != "kind")
         .map(|(k, v)| Change { attr: k, before: Value::Null, after: v, forces_replace: false })
-        .collect()
+        .collect();
+    if let Some(bound) = transform_schema(d).map(|s| crate::transform::response_bound(&s)) {
+        out.push(Change::new("response_bound", Value::Null, bound.to_string()));
+    }
+    out
+}
+
+/// The compiled schema a transform function is deployed with (see transform::SCHEMA_ENV).
+fn transform_schema(d: &Desired) -> Option<crate::schema::Compiled> {
+    let Desired::LambdaFunction(f) = d else { return None };
+    crate::transform::schema_from_env(f.env.get(crate::transform::SCHEMA_ENV)?).ok()
+}
+
+/// What an update of a transform function does to records already in its stream, when its
+/// schema's wire layout changes (README, "Schema changes while records are in flight").
+fn layout_change(d: &Desired, live: &Live) -> Option<String> {
+    let (Some(new), Live::LambdaFunction(l)) = (transform_schema(d), live) else { return None };
+    let old = crate::transform::schema_from_env(l.env.get(crate::transform::SCHEMA_ENV)?).ok()?;
+    let header = l.env.contains_key(crate::transform::LAYOUT_ENV);
+    (old.layout() != new.layout())
+        .then(|| crate::transform::layout_change_note(&old.layout().to_string(), &new.layout().to_string(), header))
 }
 
 pub fn build(t: &Target<'_>, desired: &[Desired], observed: &Observed, opts: Options) -> Plan {
@@ -100,7 +121,11 @@ pub fn build(t: &Target<'_>, desired: &[Desired], observed: &Observed, opts: Opt
                         id.kind.data_loss().filter(|_| !failed_only).map(str::to_string),
                     )
                 } else {
-                    (if owned { Action::Update } else { Action::Adopt }, vec![update_op(d, live)], None)
+                    (
+                        if owned { Action::Update } else { Action::Adopt },
+                        vec![update_op(d, live)],
+                        layout_change(d, live),
+                    )
                 };
                 // An adoption takes over an unowned resource on purpose; everything else may only
                 // touch what is still ours when the step runs.

@@ -1,7 +1,9 @@
 //! CSV row → wire record: maps the schema's `from` columns by header name and encodes the
-//! values exactly as the transform decodes them (`schema::encode_record`).
+//! values exactly as the transform decodes them: the schema's layout header
+//! (`schema::Layout::header`, so a transform with another layout refuses the record instead of
+//! mislabelling it), then `schema::encode_record`.
 
-use crate::schema::{encode_record, Schema};
+use crate::schema::{encode_record, Schema, LAYOUT_HEADER_LEN};
 
 /// Kinesis: a record (data plus partition key) is at most 1 MiB.
 pub const MAX_RECORD_BYTES: usize = 1024 * 1024;
@@ -31,6 +33,7 @@ pub struct RowEncoder {
     key: Option<usize>,
     header_len: usize,
     delimiter: char,
+    layout: [u8; LAYOUT_HEADER_LEN],
 }
 
 impl RowEncoder {
@@ -51,7 +54,13 @@ impl RowEncoder {
             Some(k) => Some(find(k).ok_or_else(|| HeaderError::MissingKey(k.to_string()))?),
             None => None,
         };
-        Ok(RowEncoder { columns, key, header_len: names.len(), delimiter: schema.delimiter_char() })
+        Ok(RowEncoder {
+            columns,
+            key,
+            header_len: names.len(),
+            delimiter: schema.delimiter_char(),
+            layout: schema.layout().header(),
+        })
     }
 
     /// Encodes `record` (data row number `row`, 1-based) into `out`; returns the partition-key
@@ -68,6 +77,7 @@ impl RowEncoder {
             })?;
             values.push(std::str::from_utf8(raw).map_err(|_| RowError::Utf8 { row, column: name.clone() })?);
         }
+        out.extend_from_slice(&self.layout);
         encode_record(&values, self.delimiter, out);
         let key = self.key.map(|k| String::from_utf8_lossy(record.get(k).unwrap_or_default()).into_owned());
         if out.len() + key.as_ref().map_or(0, String::len) > MAX_RECORD_BYTES {
@@ -121,8 +131,10 @@ mod tests {
             "1/1/06 0:00",
         ]);
         e.encode(1, &r, &mut out).unwrap();
+        let (header, row) = out.split_at(LAYOUT_HEADER_LEN);
+        assert_eq!(header, s.layout().header());
         assert_eq!(
-            String::from_utf8(out).unwrap(),
+            String::from_utf8(row.to_vec()).unwrap(),
             "1/1/06 0:00|3108 OCCIDENTAL DR|3|3C        |1115|\"TAKE | VEH\"|2404|38.55|-121.39"
         );
     }

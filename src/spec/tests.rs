@@ -148,6 +148,15 @@ const CASES: &[(&str, &str, &str, &str)] = &[
     ("size_mb: 1,", "size_mb: 0,", "0,", "buffering size_mb must be between 1 and 100"),
     ("size_mb: 1,", "size_mb: 101,", "101", "buffering size_mb must be between 1 and 100"),
     ("interval_s: 60 }", "interval_s: 901 }", "901", "buffering interval_s must be between 0 and 900"),
+    // 3 MB of text rows can answer ~8.4 MB (escapes, base64): over Lambda's 6 MB response.
+    (
+        "size_mb: 1,",
+        "size_mb: 3,",
+        "3,",
+        "the transform's 3 MB buffer (size_mb 3 clamped to the Lambda processor's 1-3 MB) can answer 8390521 \
+         bytes for this schema (response ≤ 8.0× wire bytes + 633 B per record (2.7× for text without control \
+         characters)), over Lambda's 6291456-byte response limit; use size_mb: 2 or less",
+    ),
     ("failed_prefix: failed/", "failed_prefix: /failed/", "/failed/", "must not start with /"),
     // serde-level errors: unknown keys (with a hint), wrong types, missing keys, bad variants.
     ("shards: 1,", "shard: 1,", "shard:", "unknown field `shard`"),

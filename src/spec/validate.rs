@@ -309,6 +309,7 @@ pub(super) fn validate(spec: &Spec, index: &PosIndex) -> Vec<Diagnostic> {
             );
         }
         validate_schema(&mut c, spec, i);
+        validate_response_size(&mut c, spec, i);
 
         for (what, v, path) in [
             ("pipeline name", p.name.as_str(), "name"),
@@ -428,6 +429,39 @@ pub fn lambda_env_size(vars: &[(&str, &str)]) -> usize {
     let map: serde_json::Map<String, serde_json::Value> =
         vars.iter().map(|(k, v)| (k.to_string(), serde_json::Value::String(v.to_string()))).collect();
     serde_json::to_string(&map).map(|j| j.len()).unwrap_or(usize::MAX)
+}
+
+/// Firehose hands the transform up to the processor's buffer of records at once, and the
+/// response must fit Lambda's 6 MB (transform::RESPONSE_LIMIT). Refuses a buffer whose response
+/// can exceed it for text without control characters, in rows of the maximum size: no row
+/// size makes such a buffer safe. The strict worst case (every text byte a control character,
+/// 8× with base64) exceeds 6 MB at the processor's smallest buffer, 1 MB, for any schema with
+/// a text field; that case and buffers of many small rows are left to the transform's size
+/// guard, which fails the fewest records needed (README, "Lambda's payload limits").
+fn validate_response_size(c: &mut Checker<'_>, spec: &Spec, i: usize) {
+    use crate::transform::{response_bound, RESPONSE_LIMIT};
+    const MIB: usize = 1024 * 1024;
+    let p = &spec.pipelines[i];
+    let b = &p.delivery.buffering;
+    let (mb, _) = crate::resources::delivery::processor_buffer(b.size_mb, b.interval_s);
+    let bound = response_bound(&crate::schema::Compiled::new(&p.schema));
+    let worst = bound.buffer(mb as usize * MIB, true);
+    if worst <= RESPONSE_LIMIT {
+        return;
+    }
+    let fits = (1..mb).rev().find(|m| bound.buffer(*m as usize * MIB, true) <= RESPONSE_LIMIT);
+    let hint = match fits {
+        Some(m) => format!("use size_mb: {m} or less"),
+        None => "no processor buffer fits; shorten the schema's text fields".to_string(),
+    };
+    c.error(
+        &format!("pipelines[{i}].delivery.buffering.size_mb"),
+        format!(
+            "the transform's {mb} MB buffer (size_mb {} clamped to the Lambda processor's 1-3 MB) can answer \
+             {worst} bytes for this schema ({bound}), over Lambda's {RESPONSE_LIMIT}-byte response limit; {hint}",
+            b.size_mb
+        ),
+    );
 }
 
 fn valid_region(r: &str) -> bool {

@@ -348,3 +348,32 @@ fn render_snapshots() {
     golden("plan-update.json", &render::json(&p));
     golden("plan-destroy.txt", &render::text(&build(&T, &d, &all_live(&d), DESTROY)));
 }
+
+#[test]
+fn a_wire_layout_change_says_what_happens_to_records_in_flight() {
+    let d = desired();
+    let f = id(Kind::LambdaFunction, "transform-firehose-data");
+    // The deployed schema read district and beat the other way round.
+    let mut o = all_live(&d);
+    let Live::LambdaFunction(l) = live_mut(&mut o, &f) else { panic!() };
+    let mut old: crate::schema::Schema = serde_json::from_str(&l.env[crate::transform::SCHEMA_ENV]).unwrap();
+    old.fields.swap(2, 3);
+    l.env.insert(crate::transform::SCHEMA_ENV.into(), serde_json::to_string(&old).unwrap());
+    l.env.insert(crate::transform::LAYOUT_ENV.into(), old.layout().to_string());
+    let p = build(&T, &d, &o, APPLY);
+    let step = p.steps.iter().find(|s| s.id == f).unwrap();
+    let attrs: Vec<&str> = step.changes.iter().map(|c| c.attr.as_str()).collect();
+    assert_eq!(attrs, ["environment.PIPECTL_LAYOUT", "environment.PIPECTL_SCHEMA"]);
+    let note = step.data_loss.as_deref().unwrap();
+    assert!(note.contains(&format!("records already in the stream with layout {}", old.layout())), "{note}");
+    assert!(render::text(&p).contains("are refused by the new transform (ProcessingFailed"), "{}", render::text(&p));
+    // A schema change that keeps the layout (a renamed field) has no such note.
+    let mut o = all_live(&d);
+    let Live::LambdaFunction(l) = live_mut(&mut o, &f) else { panic!() };
+    let mut renamed: crate::schema::Schema = serde_json::from_str(&l.env[crate::transform::SCHEMA_ENV]).unwrap();
+    renamed.fields[1].name = "street".into();
+    l.env.insert(crate::transform::SCHEMA_ENV.into(), serde_json::to_string(&renamed).unwrap());
+    let p = build(&T, &d, &o, APPLY);
+    assert_eq!(p.steps.len(), 1);
+    assert_eq!(p.steps[0].data_loss, None);
+}
