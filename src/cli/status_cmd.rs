@@ -60,7 +60,12 @@ fn parse_since(s: &str) -> Result<Since, String> {
     Ok(Since { text: s.to_string(), secs })
 }
 
-async fn report(aws: &Aws, spec: &crate::spec::Spec, a: &StatusArgs, account: &str) -> Result<Report, crate::aws::AwsError> {
+async fn report(
+    aws: &Aws,
+    spec: &crate::spec::Spec,
+    a: &StatusArgs,
+    account: &str,
+) -> Result<Report, crate::aws::AwsError> {
     let pipelines = read::select(spec, a.pipeline.as_deref()).expect("selection checked before connecting");
     let now = chrono::Utc::now().timestamp();
     let w = Window::new(now, a.since.secs);

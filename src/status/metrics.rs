@@ -337,7 +337,8 @@ mod tests {
 
     #[test]
     fn window_periods_are_minutes_and_about_thirty() {
-        for (since, period, buckets) in [(3600, 120, 30), (600, 60, 10), (60, 60, 1), (86400, 2880, 30), (5400, 180, 30)]
+        for (since, period, buckets) in
+            [(3600, 120, 30), (600, 60, 10), (60, 60, 1), (86400, 2880, 30), (5400, 180, 30)]
         {
             let w = Window::new(1_000_000, since);
             assert_eq!((w.period_s, w.buckets()), (period, buckets), "since {since}");

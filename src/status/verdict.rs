@@ -222,8 +222,7 @@ pub fn likely_fix(r: &FailedRecord, firehose_role: &str) -> Option<String> {
     let code = r.error_code.to_ascii_lowercase();
     let msg = r.error_message.to_ascii_lowercase();
     let has = |needle: &str| code.contains(needle) || msg.contains(needle);
-    if code == "403" || has("not authorized") || has("security_exception") || has("accessdenied") || has("forbidden")
-    {
+    if code == "403" || has("not authorized") || has("security_exception") || has("accessdenied") || has("forbidden") {
         if has("index_create_block") || has("cluster_block") {
             return Some("the domain blocks writes (storage full?): add storage (search.volume_gb) and apply".into());
         }
@@ -282,7 +281,8 @@ impl Judge<'_> {
     fn failed_evidence(&self) -> String {
         let fd = &self.f.failed;
         let Some(n) = fd.objects else { return "failed documents unknown".into() };
-        let mut s = format!("{}{} failed document object(s)", if fd.truncated { "at least " } else { "" }, thousands(n as f64));
+        let mut s =
+            format!("{}{} failed document object(s)", if fd.truncated { "at least " } else { "" }, thousands(n as f64));
         if let Some(r) = fd.latest.as_ref().and_then(|l| l.records.first()) {
             s.push_str(&format!(", latest: {} {}", r.error_code, clip(&r.error_message, 120)));
         }
@@ -370,7 +370,8 @@ impl Judge<'_> {
             self.notes.push(format!("delivery: the oldest undelivered record was up to {} s old", thousands(fr)));
         }
         if f.domain.yellow.value().is_some_and(|y| y > 0.0) {
-            self.notes.push("domain: cluster status yellow (replica shards unassigned; a one-node domain always is)".into());
+            self.notes
+                .push("domain: cluster status yellow (replica shards unassigned; a one-node domain always is)".into());
         }
         if let Some(j) = f.domain.jvm_pressure_max.value().filter(|j| *j >= 80.0) {
             self.notes.push(format!("domain: JVM memory pressure up to {j:.0}%"));
@@ -417,11 +418,43 @@ impl Judge<'_> {
                 state: State::NoData,
                 stage: None,
                 evidence: format!("no data in the window: nothing was written to stream {} in {w}", f.stream.name),
-                fix: Some("send rows with `pipectl produce` (the local emulator publishes no metrics)".into()),
+                fix: Some("send rows with `pipectl produce`".into()),
                 notes: self.notes,
             };
         }
         let inc = thousands(incoming);
+        // Records came in but nothing downstream published a single datapoint, not even a
+        // zero: the delivery stream and the function have not reported yet (CloudWatch metrics
+        // arrive minutes late) or nothing publishes them (the local emulator publishes only
+        // the stream's). A stall is called only on a published zero or on failed documents.
+        let downstream = [
+            f.delivery.read_records,
+            f.delivery.processed_records,
+            f.delivery.processing_success,
+            f.delivery.delivered_records,
+            f.delivery.success_ratio,
+            f.delivery.freshness_s_max,
+            f.transform.invocations,
+            f.transform.errors,
+            f.transform.throttles,
+        ];
+        if incoming > 0.0 && failed == 0 && downstream.iter().all(|v| *v == Val::Known(None)) {
+            return Verdict {
+                state: State::NoData,
+                stage: None,
+                evidence: format!(
+                    "no delivery data in the window: {inc} records came into stream {} in {w}, but neither \
+                     {} nor {} published a metric",
+                    f.stream.name, f.delivery.name, f.transform.name
+                ),
+                fix: Some(
+                    "on AWS, look again in a few minutes (metrics arrive late); the local emulator publishes \
+                     only the stream's metrics"
+                        .into(),
+                ),
+                notes: self.notes,
+            };
+        }
         if incoming > 0.0 {
             if f.delivery.read_records.count() == Some(0.0) {
                 return self.degraded(
@@ -458,10 +491,15 @@ impl Judge<'_> {
                 invocations.map(thousands).unwrap_or_else(|| "unknown".into())
             );
             if let Some(d) = max {
-                evidence.push_str(&format!("; maximum duration {:.1} s of the {} s timeout", d / 1000.0, f.transform.timeout_s));
+                evidence.push_str(&format!(
+                    "; maximum duration {:.1} s of the {} s timeout",
+                    d / 1000.0,
+                    f.transform.timeout_s
+                ));
             }
             let fix = if at_timeout {
-                "the function hits its timeout: raise transform.timeout_s (or memory_mb, which brings CPU) and apply".to_string()
+                "the function hits its timeout: raise transform.timeout_s (or memory_mb, which brings CPU) and apply"
+                    .to_string()
             } else {
                 format!(
                     "read the function's log group /aws/lambda/{}; `pipectl invoke --csv FILE` runs the transform locally",
@@ -481,8 +519,7 @@ impl Judge<'_> {
             return self.degraded(
                 Stage::Transform,
                 format!("transform: records failed processing in {w}; {}", self.failed_evidence()),
-                self.failed_fix()
-                    .or_else(|| Some("`pipectl invoke --csv FILE` shows the failing rows and why".into())),
+                self.failed_fix().or_else(|| Some("`pipectl invoke --csv FILE` shows the failing rows and why".into())),
             );
         }
         if let Some(r) = f.delivery.processing_success.value().filter(|r| *r < 1.0) {

@@ -102,6 +102,31 @@ fn verdict_table() {
             Some("pipectl produce"),
         ),
         (
+            "records came in, nothing downstream published (the emulator; or metrics not in yet)",
+            |f| {
+                for v in [
+                    &mut f.delivery.read_records,
+                    &mut f.delivery.processed_records,
+                    &mut f.delivery.processing_success,
+                    &mut f.delivery.delivered_records,
+                    &mut f.delivery.delivered_bytes,
+                    &mut f.delivery.success_ratio,
+                    &mut f.delivery.freshness_s_max,
+                    &mut f.transform.invocations,
+                    &mut f.transform.errors,
+                    &mut f.transform.throttles,
+                    &mut f.transform.duration_ms_avg,
+                    &mut f.transform.duration_ms_max,
+                ] {
+                    *v = NONE;
+                }
+            },
+            State::NoData,
+            None,
+            "no delivery data in the window: 7,584 records came into stream DataStream in the last hour, but neither firehose nor transform-firehose-data published a metric",
+            Some("metrics arrive late"),
+        ),
+        (
             "metrics not readable",
             |f| {
                 f.stream.incoming_records = Val::Unknown;
