@@ -194,7 +194,7 @@ async fn failed_documents(aws: &Aws, bucket: &str, prefix: &str, w: &Window) -> 
             if key.contains("processing-failed/") {
                 facts.processing_objects += 1;
             }
-            if latest.as_ref().is_none_or(|(lt, lk)| (t, key) > (*lt, lk.as_str())) {
+            if !latest.as_ref().is_some_and(|(lt, lk)| (t, key) <= (*lt, lk.as_str())) {
                 latest = Some((t, key.to_string()));
             }
         }

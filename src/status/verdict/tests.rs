@@ -81,7 +81,9 @@ fn failed_docs(n: u64, processing: bool, code: &str, msg: &str) -> FailedFacts {
 #[test]
 fn verdict_table() {
     type Edit = fn(&mut PipelineFacts);
-    let rows: Vec<(&str, Edit, State, Option<Stage>, &str, Option<&str>)> = vec![
+    /// name, edit of the healthy facts, state, stage, evidence, a part of the fix.
+    type Row = (&'static str, Edit, State, Option<Stage>, &'static str, Option<&'static str>);
+    let rows: Vec<Row> = vec![
         ("healthy", |_| {}, State::Healthy, None, "healthy: 7,584 of 7,584 records delivered in the last hour", None),
         (
             "no data (the emulator: no datapoints at all)",
