@@ -67,8 +67,10 @@ async fn report(
     account: &str,
 ) -> Result<Report, crate::aws::AwsError> {
     let pipelines = read::select(spec, a.pipeline.as_deref()).expect("selection checked before connecting");
-    let now = chrono::Utc::now().timestamp();
-    let w = Window::new(now, a.since.secs);
+    // The window ends at the next whole minute, so the interval in progress is counted
+    // (CloudWatch takes a future EndTime; per-minute datapoints are stamped at the minute).
+    let end = (chrono::Utc::now().timestamp() / 60 + 1) * 60;
+    let w = Window::new(end, a.since.secs);
     let facts = read::facts(aws, spec, &pipelines, account, &w).await?;
     let label = verdict::window_label(a.since.secs);
     let role = firehose_role_name(&spec.stack);
