@@ -31,7 +31,8 @@ Faults (each value may also be a list of such objects; one-shot unless said):
   failures-type faults need `failures` on; foreign_buckets/denied_tags need `foreign` on.
   GET  /_pipectl/calls   JSON {"service:Action": count} of the calls seen (internal look-ups the
                          shim makes itself are not counted).  Services: kinesis, firehose, lambda,
-                         opensearch (2021-01-01 paths), es (2015-01-01 paths), s3, iam, tagging.
+                         opensearch (2021-01-01 paths), es (2015-01-01 paths), s3, iam, tagging,
+                         cloudwatch (RPC v2 CBOR, bridged to moto's JSON 1.0; see "CloudWatch").
 
 Mechanism: `install()` wraps the WSGI application that moto's `main()` hands to werkzeug's
 `run_simple` in `AwsLike`.  The middleware identifies service and action, then either passes
@@ -285,7 +286,7 @@ class Req:
         return call_app(self.app, env)
 
     def sub(self, method: str, path: str, query: str = "", body: bytes = b"",
-            target: str | None = None) -> Resp:
+            target: str | None = None, extra: dict[str, str] | None = None) -> Resp:
         """An internal request to moto, signed like this one (moto does not check
         signatures), e.g. to look a resource up before deciding.  Not counted."""
         env = dict(self.environ)
@@ -295,6 +296,7 @@ class Req:
                     "wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body))})
         if target is not None:
             env["HTTP_X_AMZ_TARGET"] = target
+        env.update(extra or {})
         return call_app(self.app, env)
 
     def sub_json(self, action: str, payload: dict) -> Resp:
@@ -437,6 +439,8 @@ def identify(req: Req) -> tuple[str, str]:
     cbor = re.match(r"^/service/([^/]+)/operation/([^/]+)$", path)  # smithy-rpc-v2-cbor
     if cbor and cbor.group(1).startswith("ResourceGroupsTaggingAPI"):
         return "tagging", cbor.group(2)
+    if cbor and cbor.group(1) == CLOUDWATCH_SERVICE_SHAPE:
+        return "cloudwatch", cbor.group(2)
     if service in ("s3", "iam", "tagging"):
         pass  # decided below: a bucket may be named like a Lambda or OpenSearch path
     elif service == "lambda" or path.startswith(("/2015-03-31/functions", "/2017-03-31/tags")):
@@ -1890,6 +1894,121 @@ def s3_delete_objects_errors(req: Req, failing: dict) -> Resp:
 
 
 # ============================================================================================
+# CloudWatch: Smithy RPC v2 CBOR bridge (always on: a gap fix, not an AWS-like behaviour)
+# ============================================================================================
+# The current aws-sdk-cloudwatch speaks Smithy RPC v2 CBOR: `POST /service/<service shape>/
+# operation/<Operation>` with a CBOR body and `smithy-protocol: rpc-v2-cbor`
+# (https://smithy.io/2.0/additional-specs/protocols/smithy-rpc-v2.html).  CloudWatch's service
+# model lists the protocols ["smithy-rpc-v2-cbor", "json", "query"] (botocore's
+# cloudwatch/2010-08-01/service-2.json, metadata.protocols), but moto 5.2.5 routes only "/" for
+# CloudWatch (awsQuery and JSON 1.0) and answers the CBOR path with 404.  The bridge decodes
+# the CBOR request, replays it on moto as JSON 1.0 (`X-Amz-Target:
+# GraniteServiceVersion20100801.<Operation>`), and encodes moto's JSON answer back to CBOR,
+# walking botocore's output shape so that timestamps become CBOR tag 1 (epoch seconds) and
+# doubles CBOR floats, as the RPC v2 CBOR spec's shape-serialisation table requires (the Rust
+# decoder, aws-smithy-cbor's `Decoder::timestamp`/`double`, refuses an untagged timestamp and
+# an integer where a double is expected).  Errors keep moto's status and become the CBOR
+# envelope {"__type", "message"}; moto's `x-amzn-query-error` header (CloudWatch is
+# awsQueryCompatible) is passed on.
+
+CLOUDWATCH_SERVICE_SHAPE = "GraniteServiceVersion20100801"
+_CLOUDWATCH_MODEL: Any = None
+
+
+def _cloudwatch_model() -> Any:
+    global _CLOUDWATCH_MODEL
+    if _CLOUDWATCH_MODEL is None:
+        import botocore.session
+
+        _CLOUDWATCH_MODEL = botocore.session.get_session().get_service_model("cloudwatch")
+    return _CLOUDWATCH_MODEL
+
+
+def _cbor_in_to_json(value: Any) -> Any:
+    """A decoded CBOR request value -> its JSON 1.0 form: timestamps (cbor2 decodes tag 1 to an
+    aware datetime) as epoch seconds, blobs as base64 (the awsJson1_0 serialisation rules)."""
+    if isinstance(value, datetime.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=datetime.timezone.utc)
+        return value.timestamp()
+    if isinstance(value, (bytes, bytearray)):
+        return base64.b64encode(bytes(value)).decode()
+    if isinstance(value, dict):
+        return {k: _cbor_in_to_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_cbor_in_to_json(v) for v in value]
+    return value
+
+
+def _json_out_to_cbor(value: Any, shape: Any) -> Any:
+    """moto's JSON answer -> the value the CBOR encoder writes, typed by the output shape."""
+    import cbor2
+
+    if value is None or shape is None:
+        return value
+    kind = shape.type_name
+    if kind == "structure" and isinstance(value, dict):
+        return {k: _json_out_to_cbor(v, shape.members.get(k)) for k, v in value.items()}
+    if kind == "list" and isinstance(value, list):
+        return [_json_out_to_cbor(v, shape.member) for v in value]
+    if kind == "map" and isinstance(value, dict):
+        return {k: _json_out_to_cbor(v, shape.value) for k, v in value.items()}
+    if kind == "timestamp":
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                value = datetime.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        return cbor2.CBORTag(1, float(value))
+    if kind in ("double", "float"):
+        return float(value)
+    if kind in ("integer", "long") and not isinstance(value, bool):
+        return int(value)
+    if kind == "blob" and isinstance(value, str):
+        return base64.b64decode(value)
+    return value
+
+
+def _cbor_error(code: str, message: str, status: int) -> Resp:
+    import cbor2
+
+    body = cbor2.dumps({"__type": code, "message": message})
+    return Resp(status, [("smithy-protocol", "rpc-v2-cbor"), ("Content-Type", "application/cbor"),
+                         ("Content-Length", str(len(body)))], body)
+
+
+def cloudwatch_handle(req: Req) -> Resp | None:
+    import cbor2
+
+    try:
+        payload = cbor2.loads(req.body) if req.body else {}
+    except Exception as exc:  # noqa: BLE001 - an undecodable body is the caller's error
+        return _cbor_error("SerializationException", f"undecodable CBOR body: {exc}", 400)
+    body = json.dumps(_cbor_in_to_json(payload or {})).encode()
+    resp = req.sub("POST", "/", body=body, target=f"{CLOUDWATCH_SERVICE_SHAPE}.{req.action}",
+                   extra={"CONTENT_TYPE": "application/x-amz-json-1.0"})
+    try:
+        answer = json.loads(resp.body or b"{}")
+    except ValueError:
+        answer = {}
+    query_error = resp.header("x-amzn-query-error")
+    if not resp.ok:
+        code = str(answer.get("__type", "") or f"HTTP{resp.status}").split("#")[-1]
+        message = answer.get("message") or answer.get("Message") or ""
+        err = _cbor_error(code, message, resp.status)
+        if query_error:
+            err.headers.append(("x-amzn-query-error", query_error))
+        return err
+    try:
+        shape = _cloudwatch_model().operation_model(req.action).output_shape
+    except Exception:  # noqa: BLE001 - an operation botocore does not know stays untyped
+        shape = None
+    out = cbor2.dumps(_json_out_to_cbor(answer, shape) if shape is not None else answer)
+    return Resp(resp.status, [("smithy-protocol", "rpc-v2-cbor"), ("Content-Type", "application/cbor"),
+                              ("Content-Length", str(len(out)))], out)
+
+
+# ============================================================================================
 # Always-on gap fixes (model-level)
 # ============================================================================================
 
@@ -2105,6 +2224,7 @@ HANDLERS: dict[str, Callable[[Req], Resp | None]] = {
     "es": opensearch_handle,
     "s3": s3_handle,
     "iam": iam_handle,
+    "cloudwatch": cloudwatch_handle,
 }
 
 

@@ -25,3 +25,5 @@ set -x
 "$p" apply -f "$stack" --yes
 "$p" produce -f "$stack" --pipeline crime --csv "$csv"
 "$p" plan -f "$stack" --detailed-exitcode
+# The emulator publishes no CloudWatch metrics: status says "no data in the window" (exit 0).
+"$p" status -f "$stack"

@@ -7,6 +7,7 @@
 //! - `model` (spec → desired), `resources` (one file per kind), `plan` (pure build + render),
 //!   `engine` (observe live AWS, execute a plan), `events` (progress).
 //! - `aws`: SDK clients, error classification, bounded waits and retries.
+//! - `status` (CloudWatch metrics + resources → a verdict per pipeline).
 //! - `bundle`, `producer`, `estimate`, `cli`.
 
 pub mod schema;
@@ -35,6 +36,8 @@ pub mod producer;
 pub mod resources;
 #[cfg(feature = "cli")]
 pub mod spec;
+#[cfg(feature = "cli")]
+pub mod status;
 #[cfg(feature = "cli")]
 #[doc(hidden)]
 pub mod testkit;

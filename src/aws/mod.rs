@@ -81,6 +81,7 @@ pub struct Aws {
     pub s3: aws_sdk_s3::Client,
     pub sts: aws_sdk_sts::Client,
     pub tagging: aws_sdk_resourcegroupstagging::Client,
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub region: String,
     pub calls: CallCounter,
     /// Retry and poll timing for every call made through `call`.
@@ -136,6 +137,7 @@ impl Aws {
             s3,
             sts: client!(aws_sdk_sts),
             tagging: client!(aws_sdk_resourcegroupstagging),
+            cloudwatch: client!(aws_sdk_cloudwatch),
             region: cfg.region().map(|r| r.to_string()).unwrap_or_default(),
             calls,
             timing: Timing::from_env(),

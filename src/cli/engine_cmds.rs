@@ -109,7 +109,7 @@ impl Observer for Printer {
     }
 }
 
-fn target(g: &Global) -> Target {
+pub(super) fn target(g: &Global) -> Target {
     Target {
         region: g.region.clone(),
         profile: g.profile.clone(),

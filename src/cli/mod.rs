@@ -3,6 +3,7 @@
 
 mod engine_cmds;
 mod local_cmds;
+mod status_cmd;
 
 use std::error::Error;
 use std::path::PathBuf;
@@ -57,6 +58,8 @@ pub enum Command {
     Invoke(local_cmds::InvokeArgs),
     /// Send CSV rows to a pipeline's stream.
     Produce(crate::producer::ProduceArgs),
+    /// Is each pipeline healthy, and if not, where does data stop (read-only)?
+    Status(status_cmd::StatusArgs),
     /// Estimate the Kinesis shards a load needs (the article's calculator).
     Estimate(local_cmds::EstimateArgs),
 }
@@ -101,6 +104,7 @@ pub fn run() -> CliResult {
         Command::Plan(a) => runtime()?.block_on(engine_cmds::plan(&cli.global, a)),
         Command::Apply(a) => runtime()?.block_on(engine_cmds::apply(&cli.global, a)),
         Command::Destroy(a) => runtime()?.block_on(engine_cmds::destroy(&cli.global, a)),
+        Command::Status(a) => runtime()?.block_on(status_cmd::status(&cli.global, a)),
         Command::Produce(a) => runtime()?.block_on(crate::producer::run_cli(&cli.global, a)),
     }
 }
