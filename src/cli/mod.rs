@@ -3,6 +3,9 @@
 
 mod engine_cmds;
 mod local_cmds;
+pub mod produce;
+
+pub use produce::ProduceArgs;
 
 use std::error::Error;
 use std::path::PathBuf;
@@ -56,8 +59,8 @@ pub enum Command {
     /// Run the transform locally on a Firehose event or a CSV file.
     Invoke(local_cmds::InvokeArgs),
     /// Send CSV rows to a pipeline's stream.
-    Produce(crate::producer::ProduceArgs),
-    /// Estimate the Kinesis shards a load needs (the article's calculator).
+    Produce(produce::ProduceArgs),
+    /// Estimate the Kinesis shards a load needs (the article's calculator, with aggregation).
     Estimate(local_cmds::EstimateArgs),
 }
 
@@ -101,7 +104,7 @@ pub fn run() -> CliResult {
         Command::Plan(a) => runtime()?.block_on(engine_cmds::plan(&cli.global, a)),
         Command::Apply(a) => runtime()?.block_on(engine_cmds::apply(&cli.global, a)),
         Command::Destroy(a) => runtime()?.block_on(engine_cmds::destroy(&cli.global, a)),
-        Command::Produce(a) => runtime()?.block_on(crate::producer::run_cli(&cli.global, a)),
+        Command::Produce(a) => runtime()?.block_on(produce::run(&cli.global, a)),
     }
 }
 
