@@ -40,7 +40,8 @@ async fn run() {
             let m = common::Moto::start();
             let k = aws_sdk_kinesis::Client::new(&m.sdk().await);
             k.create_stream().stream_name("DataStream").shard_count(shards).send().await.unwrap();
-            let mut args = vec!["produce", "-f", "stacks/crime-data.yaml", "--pipeline", "crime", "--csv", csv.to_str().unwrap()];
+            let mut args =
+                vec!["produce", "-f", "stacks/crime-data.yaml", "--pipeline", "crime", "--csv", csv.to_str().unwrap()];
             if mode != "aggregated" {
                 args.push(mode);
             }
@@ -200,9 +201,16 @@ async fn limit_proxy(upstream: String, limits: Arc<Limits>) -> String {
                         req.body = body.to_string().into_bytes();
                     }
                     let throttled = || json!({"ErrorCode": "ProvisionedThroughputExceededException", "ErrorMessage": "Rate exceeded for shard"});
-                    let resp = if is_put && !rejected.is_empty() && serde_json::from_slice::<Value>(&req.body).unwrap()["Records"].as_array().unwrap().is_empty() {
+                    let resp = if is_put
+                        && !rejected.is_empty()
+                        && serde_json::from_slice::<Value>(&req.body).unwrap()["Records"].as_array().unwrap().is_empty()
+                    {
                         let recs: Vec<Value> = rejected.iter().map(|_| throttled()).collect();
-                        Message::response(200, "application/x-amz-json-1.1", json!({"FailedRecordCount": recs.len(), "Records": recs}).to_string())
+                        Message::response(
+                            200,
+                            "application/x-amz-json-1.1",
+                            json!({"FailedRecordCount": recs.len(), "Records": recs}).to_string(),
+                        )
                     } else {
                         let Ok(conn) = TcpStream::connect(&up).await else { return };
                         let (urd, mut uwr) = conn.into_split();
@@ -217,7 +225,8 @@ async fn limit_proxy(upstream: String, limits: Arc<Limits>) -> String {
                             let recs: Vec<Value> = (0..total)
                                 .map(|i| if rejected.contains(&i) { throttled() } else { stored.next().unwrap() })
                                 .collect();
-                            resp.body = json!({"FailedRecordCount": rejected.len(), "Records": recs}).to_string().into_bytes();
+                            resp.body =
+                                json!({"FailedRecordCount": rejected.len(), "Records": recs}).to_string().into_bytes();
                         }
                         resp
                     };
@@ -300,7 +309,9 @@ async fn physical_limit(csv: &std::path::Path) {
         k.create_stream().stream_name("DataStream").shard_count(1).send().await.unwrap();
         let listed = pipectl::producer::open_shards(&k, "DataStream").await.unwrap();
         let limits = Arc::new(Limits {
-            buckets: Mutex::new(listed.iter().map(|_| Bucket { records: 0.0, bytes: 0.0, at: Instant::now() }).collect()),
+            buckets: Mutex::new(
+                listed.iter().map(|_| Bucket { records: 0.0, bytes: 0.0, at: Instant::now() }).collect(),
+            ),
             shards: listed,
             accepted_bytes: Mutex::new(0),
             accepted_records: Mutex::new(0),

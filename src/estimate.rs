@@ -98,11 +98,8 @@ pub struct Sizing {
 
 pub fn sizing(sizes: RowSizes, rows_per_sec: f64, consumers: u32) -> Sizing {
     let plain = estimate_bytes(sizes.plain_bytes, rows_per_sec, consumers);
-    let aggregated = estimate_bytes(
-        sizes.aggregated_bytes * sizes.rows_per_record,
-        rows_per_sec / sizes.rows_per_record,
-        consumers,
-    );
+    let aggregated =
+        estimate_bytes(sizes.aggregated_bytes * sizes.rows_per_record, rows_per_sec / sizes.rows_per_record, consumers);
     Sizing { rows_per_sec, sizes, plain, aggregated }
 }
 
@@ -175,12 +172,12 @@ impl fmt::Display for Sizing {
         writeln!(f, "{}", self.aggregated)?;
         writeln!(f, "  -> {} shard(s)", self.aggregated.shards)?;
         let saved = self.plain.shards.saturating_sub(self.aggregated.shards);
-        writeln!(f, "Aggregation saves {saved} shard(s) ({} instead of {}).", self.aggregated.shards, self.plain.shards)?;
-        write!(
+        writeln!(
             f,
-            "Estimated shards: {} (with aggregation; over-provision slightly for bursts)",
-            self.aggregated.shards
-        )
+            "Aggregation saves {saved} shard(s) ({} instead of {}).",
+            self.aggregated.shards, self.plain.shards
+        )?;
+        write!(f, "Estimated shards: {} (with aggregation; over-provision slightly for bursts)", self.aggregated.shards)
     }
 }
 
@@ -224,7 +221,10 @@ mod tests {
         assert!(s.aggregated.shards <= 2, "{s}");
         assert!(s.sizes.aggregated_bytes > 110.0 && s.sizes.aggregated_bytes < 120.0, "{s}");
         let text = s.to_string();
-        assert!(text.contains(&format!("Aggregation saves {} shard(s)", s.plain.shards - s.aggregated.shards)), "{text}");
+        assert!(
+            text.contains(&format!("Aggregation saves {} shard(s)", s.plain.shards - s.aggregated.shards)),
+            "{text}"
+        );
         // Large records: nothing to save.
         let s = sizing(RowSizes::modeled(1024.0 * 1024.0), 3.0, 1);
         assert_eq!(s.plain.shards, s.aggregated.shards);

@@ -228,10 +228,7 @@ pub fn decode(record: &[u8]) -> Result<Vec<(String, Vec<u8>)>, DecodeError> {
             t => c.skip(t & 7)?,
         }
     }
-    records
-        .into_iter()
-        .map(|(i, d)| Ok((keys.get(i as usize).ok_or(DecodeError::Malformed(0))?.clone(), d)))
-        .collect()
+    records.into_iter().map(|(i, d)| Ok((keys.get(i as usize).ok_or(DecodeError::Malformed(0))?.clone(), d))).collect()
 }
 
 #[cfg(test)]

@@ -81,6 +81,8 @@ pub struct Report {
     pub elapsed: Duration,
     pub failed_file: Option<PathBuf>,
     pub stopped: Option<Stopped>,
+    /// Rows read after an interrupt only to be copied to the undelivered file (in `undelivered`).
+    pub unread: u64,
     /// Peak resident memory of the process (Linux: VmHWM), in KiB.
     pub peak_rss_kib: Option<u64>,
 }
@@ -114,7 +116,11 @@ impl std::fmt::Display for Report {
             write!(f, "\n{:<22}{:.1} MiB", "peak memory:", kib as f64 / 1024.0)?;
         }
         match &self.stopped {
-            Some(Stopped::Interrupted) => write!(f, "\nstopped: interrupted; rows after the last one read were not read")?,
+            Some(Stopped::Interrupted) => write!(
+                f,
+                "\nstopped: interrupted; {} row(s) not sent yet were copied to the undelivered file",
+                self.unread
+            )?,
             Some(Stopped::ReadError { line, message }) => {
                 write!(f, "\nstopped: CSV read error at line {line} ({message}); rows from there on were not read")?
             }
@@ -149,7 +155,9 @@ pub enum ProduceError {
     NoShards(String),
     #[error(transparent)]
     FailedOut(#[from] SinkError),
-    #[error("rows do not add up: {read} read but {delivered} delivered + {rejected} rejected + {undelivered} undelivered")]
+    #[error(
+        "rows do not add up: {read} read but {delivered} delivered + {rejected} rejected + {undelivered} undelivered"
+    )]
     Invariant { read: u64, delivered: u64, rejected: u64, undelivered: u64 },
 }
 
@@ -238,7 +246,8 @@ pub async fn produce(
     let mut reader = csv::ReaderBuilder::new().flexible(true).from_path(&opts.csv).map_err(csv_err)?;
     let headers = reader.byte_headers().map_err(csv_err)?.clone();
     let encoder = RowEncoder::new(schema, &headers, opts.partition_key.as_deref())?;
-    let mut progress = Progress { enabled: opts.progress && std::io::stderr().is_terminal(), total, last: start, start };
+    let mut progress =
+        Progress { enabled: opts.progress && std::io::stderr().is_terminal(), total, last: start, start };
     let dry_run = client.is_none();
 
     let shards = match &client {
@@ -269,7 +278,9 @@ pub async fn produce(
         client: client.unwrap_or_else(|| {
             // A dry run sends nothing; the lanes below only count what they would send.
             aws_sdk_kinesis::Client::from_conf(
-                aws_sdk_kinesis::Config::builder().behavior_version(aws_sdk_kinesis::config::BehaviorVersion::latest()).build(),
+                aws_sdk_kinesis::Config::builder()
+                    .behavior_version(aws_sdk_kinesis::config::BehaviorVersion::latest())
+                    .build(),
             )
         }),
         stream: stream.to_string(),
@@ -370,6 +381,21 @@ pub async fn produce(
             dispatch(lane, batch).await;
         }
         progress.tick(row, raw.position().map_or(0, |p| p.byte()));
+    }
+    if report.stopped == Some(Stopped::Interrupted) {
+        // The rows not read yet go to the file as well, so that the file plus the delivered rows
+        // are the input, and the file can be fed back as it is.
+        let mut chunk = Vec::with_capacity(1000);
+        while let Ok(true) = reader.read_byte_record(&mut raw) {
+            report.rows_read += 1;
+            report.unread += 1;
+            chunk.push(Row { row: report.rows_read, raw: raw.clone() });
+            if chunk.len() == 1000 {
+                shared.unsent(&chunk);
+                chunk.clear();
+            }
+        }
+        shared.unsent(&chunk);
     }
     for (lane, batch) in packer.finish() {
         dispatch(lane, batch).await;

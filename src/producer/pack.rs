@@ -128,7 +128,14 @@ impl Packer {
         let lanes = if cfg.keyed { shards.len() } else { cfg.lanes.max(1) };
         let served = if cfg.keyed { 1 } else { shards.len() };
         let batch_cap = (cfg.batch_bytes_per_shard * served).min(MAX_BATCH_BYTES);
-        Packer { cfg, shards, batches: (0..lanes).map(|_| Batch::default()).collect(), rr_lane: 0, next_shard: 0, batch_cap }
+        Packer {
+            cfg,
+            shards,
+            batches: (0..lanes).map(|_| Batch::default()).collect(),
+            rr_lane: 0,
+            next_shard: 0,
+            batch_cap,
+        }
     }
 
     pub fn lanes(&self) -> usize {
@@ -333,10 +340,14 @@ mod tests {
         match decode(&u.data) {
             Ok(recs) => {
                 assert_eq!(recs.len(), u.rows.len());
-                u.rows.iter().zip(recs).map(|(r, (k, d))| {
-                    assert!(String::from_utf8(d).unwrap().starts_with(&format!("data-{}-", r.row)));
-                    (r.row, k)
-                }).collect()
+                u.rows
+                    .iter()
+                    .zip(recs)
+                    .map(|(r, (k, d))| {
+                        assert!(String::from_utf8(d).unwrap().starts_with(&format!("data-{}-", r.row)));
+                        (r.row, k)
+                    })
+                    .collect()
             }
             Err(_) => vec![(u.rows[0].row, u.key.clone())],
         }
@@ -347,7 +358,8 @@ mod tests {
         for (agg, keyed) in [(false, false), (true, false), (false, true), (true, true)] {
             let mut p = Packer::new(cfg(agg, keyed), shards(3));
             let batches = run(&mut p, 5000, |i| keyed.then(|| format!("k{}", i % 13)));
-            let mut seen: Vec<u64> = batches.iter().flat_map(|(_, b)| b.iter().flat_map(|u| u.rows.iter().map(|r| r.row))).collect();
+            let mut seen: Vec<u64> =
+                batches.iter().flat_map(|(_, b)| b.iter().flat_map(|u| u.rows.iter().map(|r| r.row))).collect();
             seen.sort();
             assert_eq!(seen, (1..=5000).collect::<Vec<_>>(), "agg {agg}, keyed {keyed}");
             for (_, b) in &batches {

@@ -98,6 +98,12 @@ impl Shared {
             self.possibly_duplicated.fetch_add(u.rows.len() as u64, Ordering::Relaxed);
         }
     }
+    /// Rows never sent (read after an interrupt): to the undelivered file.
+    pub fn unsent(&self, rows: &[super::pack::Row]) {
+        self.undelivered_rows.fetch_add(rows.len() as u64, Ordering::Relaxed);
+        self.sink.write(rows);
+    }
+
     /// Not known to be delivered: to the undelivered file, now.
     pub fn undelivered(&self, units: impl IntoIterator<Item = Unit>) {
         for u in units {

@@ -10,7 +10,24 @@ import sys
 from aws_kinesis_agg.deaggregator import deaggregate_records
 
 records = [
-    {"kinesis": {"data": d, "partitionKey": "p", "sequenceNumber": str(i)}}
+    {
+        "kinesis": {
+            "kinesisSchemaVersion": "1.0",
+            "data": d,
+            "partitionKey": "p",
+            "sequenceNumber": str(i),
+            "approximateArrivalTimestamp": 0,
+        }
+    }
     for i, d in enumerate(json.load(sys.stdin))
 ]
-print(json.dumps([r["kinesis"]["data"] for r in deaggregate_records(records)]))
+
+def b64(data):
+    # De-aggregated user records carry base64 text, as Lambda's Kinesis events do.
+    return data.decode() if isinstance(data, bytes) else data
+
+
+users = deaggregate_records(records)
+if len(users) < len(records):
+    sys.exit("aws-kinesis-agg returned fewer records than it was given")
+print(json.dumps([b64(r["kinesis"]["data"]) for r in users]))
