@@ -54,7 +54,18 @@ pub fn estimate(a: EstimateArgs) -> CliResult {
         if m.rows == 0 {
             return Err(format!("{}: no row of the sample could be encoded", csv.display()).into());
         }
-        m.sizes(csv)
+        let rows = m.rows as f64;
+        RowSizes {
+            plain_bytes: m.plain_bytes as f64 / rows,
+            aggregated_bytes: m.aggregated_bytes as f64 / rows,
+            rows_per_record: rows / m.aggregated_records.max(1) as f64,
+            source: format!(
+                "measured on {} rows of {} ({} rejected), encoded as produce sends them",
+                m.rows,
+                csv.display(),
+                m.rejected
+            ),
+        }
     } else if let Some(kb) = a.record_kb {
         RowSizes::modeled(f64::from(kb) * 1024.0)
     } else {

@@ -1,6 +1,6 @@
 //! Measures what a CSV sample costs on the stream, encoding and packing it exactly as
 //! `produce` does (same encoder, same packer, one shard): bytes per row sent alone and inside
-//! KPL aggregated records, and rows per aggregated record. Feeds `estimate --csv`.
+//! KPL aggregated records, and rows per aggregated record. `estimate --csv` sizes a stream from it.
 
 use std::path::Path;
 
@@ -8,7 +8,6 @@ use super::encode::RowEncoder;
 use super::pack::{PackConfig, Packer, Row, Unit, AGGREGATE_TARGET, BATCH_BYTES_PER_SHARD};
 use super::shard::Shard;
 use super::ProduceError;
-use crate::estimate::RowSizes;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Measured {
@@ -17,23 +16,6 @@ pub struct Measured {
     pub plain_bytes: u64,
     pub aggregated_bytes: u64,
     pub aggregated_records: u64,
-}
-
-impl Measured {
-    pub fn sizes(&self, sample: &Path) -> RowSizes {
-        let rows = self.rows.max(1) as f64;
-        RowSizes {
-            plain_bytes: self.plain_bytes as f64 / rows,
-            aggregated_bytes: self.aggregated_bytes as f64 / rows,
-            rows_per_record: rows / self.aggregated_records.max(1) as f64,
-            source: format!(
-                "measured on {} rows of {} ({} rejected), encoded as produce sends them",
-                self.rows,
-                sample.display(),
-                self.rejected
-            ),
-        }
-    }
 }
 
 pub fn measure(
