@@ -1,15 +1,27 @@
 //! Producer throughput: the article's 7,584 rows against a private moto server (1 and 4
-//! shards), and the producer's own CPU time and peak memory per 100,000 rows against a local
-//! endpoint that accepts everything (its cost, independent of moto). Prints figures; asserts
-//! nothing. Run: `cargo bench --bench producer`.
+//! shards, aggregated and one row per record); against the **physical limit** of one shard: a
+//! proxy in front of moto enforces Kinesis's per-shard write limits (1,000 records/s and
+//! 1 MiB/s of data plus partition keys, ProvisionedThroughputExceededException per record beyond
+//! them, records mapped to shards by explicit hash key or MD5 of the partition key), 60,000
+//! distinct rows are sent, and the rate is reported as a share of the limit that binds (bytes
+//! when aggregated, records when not), with the rows read back, de-aggregated and counted (lost,
+//! duplicated); and the producer's own CPU time and peak memory per 100,000 rows against a local
+//! endpoint that accepts everything. Prints figures; asserts nothing.
+//! Run: `cargo bench --bench producer`.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::time::Instant;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use pipectl::testkit::{serve, Message};
+use base64::Engine;
+use pipectl::producer::{aggregate, shard};
+use pipectl::testkit::{read_message, serve, write_message, Message};
 use serde_json::{json, Value};
+use tokio::io::BufReader;
+use tokio::net::{TcpListener, TcpStream};
 
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
@@ -24,24 +36,29 @@ async fn run() {
     let csv = common::data_csv();
     println!("producer benchmark (release build)");
     for shards in [1, 4] {
-        let m = common::Moto::start();
-        let k = aws_sdk_kinesis::Client::new(&m.sdk().await);
-        k.create_stream().stream_name("DataStream").shard_count(shards).send().await.unwrap();
-        let start = Instant::now();
-        let out = common::run_bin(
-            env!("CARGO_BIN_EXE_pipectl"),
-            &["produce", "-f", "stacks/crime-data.yaml", "--pipeline", "crime", "--csv", csv.to_str().unwrap()],
-            &m.endpoint(),
-        );
-        assert_eq!(out.status, 0, "{}", out.stderr);
-        let wall = start.elapsed().as_secs_f64();
-        println!(
-            "  moto, {shards} shard(s), 7,584 rows: {:.0} rows/s over the run ({}); process wall time {:.2} s",
-            7584.0 / wall,
-            line_value(&out.stdout, "elapsed:"),
-            wall
-        );
+        for mode in ["aggregated", "--no-aggregate"] {
+            let m = common::Moto::start();
+            let k = aws_sdk_kinesis::Client::new(&m.sdk().await);
+            k.create_stream().stream_name("DataStream").shard_count(shards).send().await.unwrap();
+            let mut args =
+                vec!["produce", "-f", "stacks/crime-data.yaml", "--pipeline", "crime", "--csv", csv.to_str().unwrap()];
+            if mode != "aggregated" {
+                args.push(mode);
+            }
+            let start = Instant::now();
+            let out = common::run_bin(env!("CARGO_BIN_EXE_pipectl"), &args, &m.endpoint());
+            assert_eq!(out.status, 0, "{}", out.stderr);
+            let wall = start.elapsed().as_secs_f64();
+            println!(
+                "  moto, {shards} shard(s), 7,584 rows, {mode:<14}: {:.0} rows/s over the process's wall time {:.2} s ({}; {} Kinesis records)",
+                7584.0 / wall,
+                wall,
+                line_value(&out.stdout, "elapsed:"),
+                line_value(&out.stdout, "Kinesis records:").split(' ').next().unwrap_or("?"),
+            );
+        }
     }
+    physical_limit(&csv).await;
 
     // A local endpoint that accepts every record, answering PutRecords and ListShards.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -104,4 +121,240 @@ async fn run() {
     } else {
         println!("  accept-all endpoint: could not time the run: {times}\n{report}");
     }
+}
+
+/// A token bucket per shard for records and bytes, starting empty (so 100% of the limit is the
+/// ceiling: no initial burst credit).
+struct Bucket {
+    records: f64,
+    bytes: f64,
+    at: Instant,
+}
+
+const LIMIT_RECORDS: f64 = 1000.0;
+const LIMIT_BYTES: f64 = 1024.0 * 1024.0;
+
+struct Limits {
+    shards: Vec<shard::Shard>,
+    buckets: Mutex<Vec<Bucket>>,
+    accepted_bytes: Mutex<u64>,
+    accepted_records: Mutex<u64>,
+    throttled: Mutex<u64>,
+}
+
+impl Limits {
+    /// Takes one record of `size` bytes from its shard's bucket, if there is room.
+    fn admit(&self, shard: usize, size: usize) -> bool {
+        let mut bs = self.buckets.lock().unwrap();
+        let b = &mut bs[shard];
+        let now = Instant::now();
+        let dt = (now - b.at).as_secs_f64();
+        b.at = now;
+        b.records = (b.records + dt * LIMIT_RECORDS).min(LIMIT_RECORDS);
+        b.bytes = (b.bytes + dt * LIMIT_BYTES).min(LIMIT_BYTES);
+        if b.records >= 1.0 && b.bytes >= size as f64 {
+            b.records -= 1.0;
+            b.bytes -= size as f64;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// The per-shard limit proxy: admitted records are forwarded to moto, the others answered with
+/// ProvisionedThroughputExceededException in their slot, as Kinesis answers.
+async fn limit_proxy(upstream: String, limits: Arc<Limits>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((sock, _)) = listener.accept().await else { return };
+            let (up, lim) = (upstream.clone(), limits.clone());
+            tokio::spawn(async move {
+                let (rd, mut wr) = sock.into_split();
+                let mut rd = BufReader::new(rd);
+                while let Ok(Some(mut req)) = read_message(&mut rd).await {
+                    let is_put = req.header("x-amz-target").unwrap_or("").ends_with("PutRecords");
+                    let mut rejected = Vec::new();
+                    if is_put {
+                        let mut body: Value = serde_json::from_slice(&req.body).unwrap();
+                        let mut keep = Vec::new();
+                        let b64 = base64::engine::general_purpose::STANDARD;
+                        for (i, r) in body["Records"].as_array().unwrap().clone().into_iter().enumerate() {
+                            let pk = r["PartitionKey"].as_str().unwrap_or("");
+                            let size = b64.decode(r["Data"].as_str().unwrap_or("")).unwrap().len() + pk.len();
+                            let h = match r["ExplicitHashKey"].as_str() {
+                                Some(e) => e.parse::<u128>().unwrap(),
+                                None => shard::hash_key(pk),
+                            };
+                            if lim.admit(shard::shard_for_hash(&lim.shards, h), size) {
+                                *lim.accepted_bytes.lock().unwrap() += size as u64;
+                                *lim.accepted_records.lock().unwrap() += 1;
+                                keep.push(r);
+                            } else {
+                                rejected.push(i);
+                            }
+                        }
+                        *lim.throttled.lock().unwrap() += rejected.len() as u64;
+                        body["Records"] = Value::Array(keep);
+                        req.body = body.to_string().into_bytes();
+                    }
+                    let throttled = || json!({"ErrorCode": "ProvisionedThroughputExceededException", "ErrorMessage": "Rate exceeded for shard"});
+                    let resp = if is_put
+                        && !rejected.is_empty()
+                        && serde_json::from_slice::<Value>(&req.body).unwrap()["Records"].as_array().unwrap().is_empty()
+                    {
+                        let recs: Vec<Value> = rejected.iter().map(|_| throttled()).collect();
+                        Message::response(
+                            200,
+                            "application/x-amz-json-1.1",
+                            json!({"FailedRecordCount": recs.len(), "Records": recs}).to_string(),
+                        )
+                    } else {
+                        let Ok(conn) = TcpStream::connect(&up).await else { return };
+                        let (urd, mut uwr) = conn.into_split();
+                        if write_message(&mut uwr, &req).await.is_err() {
+                            return;
+                        }
+                        let Ok(Some(mut resp)) = read_message(&mut BufReader::new(urd)).await else { return };
+                        if is_put && resp.status() == 200 {
+                            let body: Value = serde_json::from_slice(&resp.body).unwrap();
+                            let mut stored = body["Records"].as_array().unwrap().clone().into_iter();
+                            let total = stored.len() + rejected.len();
+                            let recs: Vec<Value> = (0..total)
+                                .map(|i| if rejected.contains(&i) { throttled() } else { stored.next().unwrap() })
+                                .collect();
+                            resp.body =
+                                json!({"FailedRecordCount": rejected.len(), "Records": recs}).to_string().into_bytes();
+                        }
+                        resp
+                    };
+                    if write_message(&mut wr, &resp).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+/// Every record in a stream, read back from TRIM_HORIZON.
+async fn read_stream(k: &aws_sdk_kinesis::Client, stream: &str) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let shards = k.list_shards().stream_name(stream).send().await.unwrap();
+    for s in shards.shards() {
+        let mut it = k
+            .get_shard_iterator()
+            .stream_name(stream)
+            .shard_id(s.shard_id())
+            .shard_iterator_type(aws_sdk_kinesis::types::ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .unwrap()
+            .shard_iterator()
+            .map(str::to_string);
+        while let Some(i) = it {
+            let r = k.get_records().shard_iterator(i).limit(10_000).send().await.unwrap();
+            if r.records().is_empty() {
+                break;
+            }
+            out.extend(r.records().iter().map(|x| x.data().as_ref().to_vec()));
+            it = r.next_shard_iterator().map(str::to_string);
+        }
+    }
+    out
+}
+
+/// 60,000 distinct rows on one shard behind the limit proxy, aggregated and plain.
+async fn physical_limit(csv: &std::path::Path) {
+    const ROWS: usize = 60_000;
+    let text = std::fs::read_to_string(csv).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap();
+    let body: Vec<&str> = lines.collect();
+    let mut big = format!("{header}\n");
+    for i in 0..ROWS {
+        // The address column carries the row number, so every row is distinct.
+        let mut cols: Vec<String> = body[i % body.len()].split(',').map(str::to_string).collect();
+        cols[1] = format!("{} #{i}", cols[1]);
+        big.push_str(&cols.join(","));
+        big.push('\n');
+    }
+    let dir = common::Scratch::new("bench-limit");
+    let path = dir.write("rows.csv", &big);
+    // The wire bytes of each row, as the producer encodes it.
+    let spec = pipectl::spec::parse("s.yaml", &common::stack_text("crime-data.yaml")).unwrap().spec;
+    let mut rdr = csv::Reader::from_path(&path).unwrap();
+    let headers = rdr.byte_headers().unwrap().clone();
+    let enc = pipectl::producer::encode::RowEncoder::new(&spec.pipelines[0].schema, &headers, None).unwrap();
+    let want: Vec<Vec<u8>> = rdr
+        .byte_records()
+        .enumerate()
+        .map(|(i, r)| {
+            let mut out = Vec::new();
+            enc.encode(i as u64 + 1, &r.unwrap(), &mut out).unwrap();
+            out
+        })
+        .collect();
+    let wire: usize = want.iter().map(Vec::len).sum();
+    println!(
+        "  physical limit of 1 shard (proxy enforcing 1,000 records/s and 1 MiB/s, buckets starting empty), {ROWS} distinct rows, {:.1} B per row on the wire:",
+        wire as f64 / ROWS as f64
+    );
+    for mode in ["aggregated", "--no-aggregate"] {
+        let m = common::Moto::start();
+        let k = aws_sdk_kinesis::Client::new(&m.sdk().await);
+        k.create_stream().stream_name("DataStream").shard_count(1).send().await.unwrap();
+        let listed = pipectl::producer::open_shards(&k, "DataStream").await.unwrap();
+        let limits = Arc::new(Limits {
+            buckets: Mutex::new(
+                listed.iter().map(|_| Bucket { records: 0.0, bytes: 0.0, at: Instant::now() }).collect(),
+            ),
+            shards: listed,
+            accepted_bytes: Mutex::new(0),
+            accepted_records: Mutex::new(0),
+            throttled: Mutex::new(0),
+        });
+        let proxy = limit_proxy(format!("127.0.0.1:{}", m.port), limits.clone()).await;
+        let mut args = vec!["produce", "-f", "stacks/crime-data.yaml", "--pipeline", "crime", "--csv", &path];
+        if mode != "aggregated" {
+            args.push(mode);
+        }
+        let start = Instant::now();
+        let out = common::run_bin(env!("CARGO_BIN_EXE_pipectl"), &args, &proxy);
+        let wall = start.elapsed().as_secs_f64();
+        // Read back, de-aggregate, count.
+        let stored = read_stream(&k, "DataStream").await;
+        let mut counts: HashMap<Vec<u8>, i64> = HashMap::new();
+        for w in &want {
+            *counts.entry(w.clone()).or_default() -= 1;
+        }
+        for r in &stored {
+            match aggregate::decode(r) {
+                Ok(users) => users.into_iter().for_each(|(_, d)| *counts.entry(d).or_default() += 1),
+                Err(_) => *counts.entry(r.clone()).or_default() += 1,
+            }
+        }
+        let lost: i64 = counts.values().filter(|c| **c < 0).map(|c| -c).sum();
+        let dup: i64 = counts.values().filter(|c| **c > 0).sum();
+        let rows_s = ROWS as f64 / wall;
+        let bytes = *limits.accepted_bytes.lock().unwrap() as f64;
+        let recs = *limits.accepted_records.lock().unwrap() as f64;
+        let (share, of) = if mode == "aggregated" {
+            (bytes / wall / LIMIT_BYTES, "of the byte limit")
+        } else {
+            (recs / wall / LIMIT_RECORDS, "of the record limit")
+        };
+        println!(
+            "    {mode:<14}: {rows_s:.0} rows/s, {:.0} KiB/s, {:.0} records/s over {wall:.1} s = {:.1}% {of}; {} throttled records retried; lost {lost}, duplicated {dup}; exit {}",
+            bytes / wall / 1024.0,
+            recs / wall,
+            share * 100.0,
+            limits.throttled.lock().unwrap(),
+            out.status
+        );
+    }
+    let _ = Duration::ZERO;
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Side by side on one machine and one local endpoint: the article's Python producer (seed,
-# boto3 + pandas) and `pipectl produce`, each sending the 7,584 rows to a fresh 1-shard stream
-# on a private moto server. Prints wall time and rows/s for each. Needs ../shared/seed.
+# boto3 + pandas) and `pipectl produce` with KPL aggregation (its default) and without
+# (--no-aggregate), each sending the 7,584 rows to a fresh 1-shard stream on a private moto
+# server. Prints wall time and rows/s for each. Needs ../shared/seed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seed="${SEED_DIR:-../shared/seed}/stream-data-kinesis-local.py"
@@ -27,8 +28,13 @@ KINESIS_STREAM_NAME=ArticleStream KINESIS_ENDPOINT_URL="$AWS_ENDPOINT_URL" CRIME
 t1=$(now)
 python3 -c "print(f'article producer: {($t1-$t0):.2f} s wall, {7584/($t1-$t0):.0f} rows/s (incl. Python start-up and pandas import)')"
 
-mk DataStream
-t0=$(now)
-target/release/pipectl produce -f stacks/crime-data.yaml --pipeline crime --csv "$csv" | grep -E "delivered|elapsed|memory"
-t1=$(now)
-python3 -c "print(f'pipectl produce:  {($t1-$t0):.2f} s wall, {7584/($t1-$t0):.0f} rows/s (incl. process start-up)')"
+for mode in aggregated --no-aggregate; do
+  stream="Data${mode//-/}"
+  mk "$stream"
+  flag=(); [ "$mode" = aggregated ] || flag=("$mode")
+  sed "s/name: DataStream/name: $stream/" stacks/crime-data.yaml >"target/bench-$stream.yaml"
+  t0=$(now)
+  target/release/pipectl produce -f "target/bench-$stream.yaml" --pipeline crime --csv "$csv" "${flag[@]}" | grep -E "delivered|Kinesis records|elapsed"
+  t1=$(now)
+  python3 -c "print(f'pipectl produce ($mode): {($t1-$t0):.2f} s wall, {7584/($t1-$t0):.0f} rows/s (incl. process start-up)')"
+done

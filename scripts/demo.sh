@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The main job on the local emulator: plan -> apply -> send the article's 7,584 rows -> plan
-# shows "No changes.". Starts a private moto server on a free loopback port and stops it after.
+# The main job on the local emulator: plan -> apply -> send the article's 7,584 rows (KPL
+# aggregated, produce's default; the report follows) -> plan shows "No changes.". Starts a private moto server on a free loopback port and stops it after.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 stack="${1:-stacks/crime-data.yaml}"

@@ -46,6 +46,31 @@ fn estimate_shows_its_reasoning() {
     let out = pipectl(&["estimate", "--record-kb", "1", "--records-per-sec", "1000", "--consumers", "5"]).ok();
     assert!(out.stdout.contains("Estimated shards: 3"), "{}", out.stdout);
     pipectl(&["estimate", "--record-kb", "0", "--records-per-sec", "1"]).code(2);
+    // The article's ~0.1 KB rows, in bytes: the record limit binds without aggregation only.
+    let out = pipectl(&["estimate", "--record-bytes", "110", "--rows-per-sec", "9000"]).ok();
+    assert!(out.stdout.contains("Aggregation saves 8 shard(s) (1 instead of 9)"), "{}", out.stdout);
+}
+
+#[test]
+fn estimate_measures_a_csv_sample_as_produce_encodes_it() {
+    let csv = common::data_csv();
+    let out = pipectl(&[
+        "estimate",
+        "-f",
+        "stacks/crime-data.yaml",
+        "--pipeline",
+        "crime",
+        "--csv",
+        csv.to_str().unwrap(),
+        "--rows-per-sec",
+        "9000",
+    ])
+    .ok();
+    assert!(out.stdout.contains("measured on 7584 rows"), "{}", out.stdout);
+    assert!(out.stdout.contains("write records:   9000 rec/s / 1000 rec/s per shard -> 9 shard(s)"), "{}", out.stdout);
+    assert!(out.stdout.contains("Aggregation saves 8 shard(s) (1 instead of 9)"), "{}", out.stdout);
+    // A sample needs the spec and the pipeline.
+    pipectl(&["estimate", "--csv", csv.to_str().unwrap(), "--rows-per-sec", "1"]).code(2);
 }
 
 #[test]

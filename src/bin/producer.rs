@@ -4,8 +4,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use pipectl::cli::produce::{run, ProduceArgs};
 use pipectl::cli::{render_error, runtime, Global};
-use pipectl::producer::{run_cli, ProduceArgs};
 
 #[derive(Parser, Debug)]
 #[command(name = "pipectl-producer", version, about = "Send CSV rows to a pipectl pipeline's Kinesis stream")]
@@ -18,7 +18,7 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = runtime().map_err(|e| e.into()).and_then(|rt| rt.block_on(run_cli(&cli.global, cli.args)));
+    let result = runtime().map_err(|e| e.into()).and_then(|rt| rt.block_on(run(&cli.global, cli.args)));
     match result {
         Ok(code) => code,
         Err(e) => {

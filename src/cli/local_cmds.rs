@@ -13,12 +13,29 @@ use crate::producer::encode::RowEncoder;
 use crate::transform;
 
 #[derive(Args, Debug)]
+#[command(group = clap::ArgGroup::new("size").required(true).args(["record_kb", "record_bytes", "csv"]))]
 pub struct EstimateArgs {
-    /// Average record size in KB (1-1024).
+    /// Average record size in KB (1-1024), as in the article's calculator.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
-    pub record_kb: u32,
-    /// Records written per second (all producers together).
+    pub record_kb: Option<u32>,
+    /// Average row size in bytes (1-1048576), e.g. 110 for the article's rows.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
+    pub record_bytes: Option<u32>,
+    /// Measure the sizes on this CSV sample, encoded exactly as `produce` sends it (needs -f and
+    /// --pipeline).
+    #[arg(long, requires_all = ["file", "pipeline"])]
+    pub csv: Option<PathBuf>,
+    /// The stack spec (with --csv).
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// The pipeline whose schema encodes the sample (with --csv).
     #[arg(long)]
+    pub pipeline: Option<String>,
+    /// With --csv: key by this column, as `produce --partition-key` would.
+    #[arg(long, value_name = "COLUMN", requires = "csv")]
+    pub partition_key: Option<String>,
+    /// Records (rows) written per second, all producers together.
+    #[arg(long, alias = "rows-per-sec")]
     pub records_per_sec: u64,
     /// Consumer applications reading the stream.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
@@ -26,7 +43,38 @@ pub struct EstimateArgs {
 }
 
 pub fn estimate(a: EstimateArgs) -> CliResult {
-    println!("{}", crate::estimate::estimate(a.record_kb, a.records_per_sec, a.consumers));
+    use crate::estimate::{sizing, RowSizes};
+    let rate = a.records_per_sec as f64;
+    let sizes = if let Some(csv) = &a.csv {
+        let spec_arg = SpecArg { file: a.file.clone().expect("clap requires --file with --csv") };
+        let loaded = spec_arg.load()?;
+        let name = a.pipeline.as_deref().expect("clap requires --pipeline with --csv");
+        let p = loaded
+            .spec
+            .pipeline(name)
+            .ok_or_else(|| format!("no pipeline named {name:?} in {}", spec_arg.file.display()))?;
+        let m = crate::producer::measure::measure(&p.schema, csv, a.partition_key.as_deref())?;
+        if m.rows == 0 {
+            return Err(format!("{}: no row of the sample could be encoded", csv.display()).into());
+        }
+        let rows = m.rows as f64;
+        RowSizes {
+            plain_bytes: m.plain_bytes as f64 / rows,
+            aggregated_bytes: m.aggregated_bytes as f64 / rows,
+            rows_per_record: rows / m.aggregated_records.max(1) as f64,
+            source: format!(
+                "measured on {} rows of {} ({} rejected), encoded as produce sends them",
+                m.rows,
+                csv.display(),
+                m.rejected
+            ),
+        }
+    } else if let Some(kb) = a.record_kb {
+        RowSizes::modeled(f64::from(kb) * 1024.0)
+    } else {
+        RowSizes::modeled(f64::from(a.record_bytes.expect("clap requires a size")))
+    };
+    println!("{}", sizing(sizes, rate, a.consumers));
     Ok(ExitCode::SUCCESS)
 }
 

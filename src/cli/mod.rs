@@ -4,6 +4,9 @@
 mod engine_cmds;
 mod local_cmds;
 mod status_cmd;
+pub mod produce;
+
+pub use produce::ProduceArgs;
 
 use std::error::Error;
 use std::path::PathBuf;
@@ -57,10 +60,10 @@ pub enum Command {
     /// Run the transform locally on a Firehose event or a CSV file.
     Invoke(local_cmds::InvokeArgs),
     /// Send CSV rows to a pipeline's stream.
-    Produce(crate::producer::ProduceArgs),
+    Produce(produce::ProduceArgs),
     /// Is each pipeline healthy, and if not, where does data stop (read-only)?
     Status(status_cmd::StatusArgs),
-    /// Estimate the Kinesis shards a load needs (the article's calculator).
+    /// Estimate the Kinesis shards a load needs (the article's calculator, with aggregation).
     Estimate(local_cmds::EstimateArgs),
 }
 
@@ -105,7 +108,7 @@ pub fn run() -> CliResult {
         Command::Apply(a) => runtime()?.block_on(engine_cmds::apply(&cli.global, a)),
         Command::Destroy(a) => runtime()?.block_on(engine_cmds::destroy(&cli.global, a)),
         Command::Status(a) => runtime()?.block_on(status_cmd::status(&cli.global, a)),
-        Command::Produce(a) => runtime()?.block_on(crate::producer::run_cli(&cli.global, a)),
+        Command::Produce(a) => runtime()?.block_on(produce::run(&cli.global, a)),
     }
 }
 

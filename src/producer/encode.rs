@@ -12,6 +12,8 @@ pub const MAX_RECORD_BYTES: usize = 1024 * 1024;
 pub enum RowError {
     #[error("row {row}: missing column `{column}` (the row has {got} values, the header {want})")]
     MissingColumn { row: u64, column: String, got: usize, want: usize },
+    #[error("row {row}: {got} values, more than the header's {want} (a stray delimiter?)")]
+    ExtraColumns { row: u64, got: usize, want: usize },
     #[error("row {row}: record is {size} bytes, over Kinesis's 1 MiB record limit")]
     TooLarge { row: u64, size: usize },
     #[error("row {row}: value of `{column}` is not valid UTF-8")]
@@ -67,6 +69,11 @@ impl RowEncoder {
     /// value when keyed by a column.
     pub fn encode(&self, row: u64, record: &csv::ByteRecord, out: &mut Vec<u8>) -> Result<Option<String>, RowError> {
         out.clear();
+        // Extra values would shift nothing here (columns are found by header name), but they
+        // mean the row is not what its header says: reject it rather than guess.
+        if record.len() > self.header_len {
+            return Err(RowError::ExtraColumns { row, got: record.len(), want: self.header_len });
+        }
         let mut values: Vec<&str> = Vec::with_capacity(self.columns.len());
         for (i, name) in &self.columns {
             let raw = record.get(*i).ok_or_else(|| RowError::MissingColumn {
@@ -151,6 +158,8 @@ mod tests {
         let err = e.encode(7, &rec(&["a", "b"]), &mut out).unwrap_err();
         assert_eq!(err, RowError::MissingColumn { row: 7, column: "district".into(), got: 2, want: 9 });
         assert!(RowEncoder::new(&s, &h, Some("nope")).is_err());
+        let long = rec(&["1/1/06 0:00", "a", "3", "b", "1", "d", "1", "1", "1", "extra"]);
+        assert_eq!(e.encode(8, &long, &mut out).unwrap_err(), RowError::ExtraColumns { row: 8, got: 10, want: 9 });
     }
 
     #[test]

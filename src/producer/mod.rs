@@ -1,77 +1,88 @@
 //! The producer: streams a CSV file (constant memory), encodes each row for its pipeline's
-//! schema and delivers it to the Kinesis stream with PutRecords, retrying exactly the records
-//! AWS reports as failed, with backoff, until a bounded budget is spent. Nothing is dropped
-//! silently: undelivered and rejected rows are written to a CSV file named in the report.
+//! schema, packs rows into KPL aggregated records (or one row per record with `aggregate` off)
+//! and delivers them to the Kinesis stream with PutRecords. Delivery is **at least once**: every
+//! row ends delivered, rejected or in the undelivered file, and only a request whose outcome is
+//! unknown (a timeout, a connection lost after sending) can duplicate rows; those rows are
+//! counted. Per-key order holds in keyed mode under partial failures (see `pack`). An interrupt
+//! or a CSV read error stops reading, lets calls in flight finish within a deadline and writes
+//! every row not known to be delivered to the undelivered file.
+//!
+//! Layout: `encode` (row → wire bytes), `aggregate` (KPL format), `pack` (rows → records →
+//! batches, pure), `send` (a lane's PutRecords loop), `failures` (the undelivered file),
+//! `shard` (routing), `measure` (sizes for `estimate`). This module runs them together.
 
+pub mod aggregate;
 pub mod encode;
+pub mod failures;
+pub mod measure;
+pub mod pack;
+pub mod send;
+pub mod shard;
 
+use std::future::Future;
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_sdk_kinesis::primitives::Blob;
-use aws_sdk_kinesis::types::PutRecordsRequestEntry;
-use clap::Args;
-use md5::{Digest, Md5};
-use tokio::sync::{mpsc, Mutex};
+use tokio::sync::{mpsc, watch};
 
-use crate::aws::{errors::from_sdk, sdk_config, AwsError, ErrorClass, Target};
-use crate::cli::{CliResult, Global, SpecArg};
-use encode::{RowEncoder, RowError};
+use crate::aws::AwsError;
+use encode::{HeaderError, RowEncoder};
+use failures::{same_file, undelivered_path, FailureSink, SinkError};
+use pack::{PackConfig, Packer, Row, Unit, AGGREGATE_TARGET, BATCH_BYTES_PER_SHARD};
+use send::{send_batch, Pacer, Phase, Shared};
+pub use shard::{open_shards, shard_for_key, Shard};
 
-/// Kinesis PutRecords limits: 500 records and 5 MiB (data plus partition keys) per call.
-pub const MAX_BATCH_RECORDS: usize = 500;
-pub const MAX_BATCH_BYTES: usize = 5 * 1024 * 1024;
-/// Per-shard write limits, applied once Kinesis has throttled us.
-pub const SHARD_RECORDS_PER_SEC: f64 = 1000.0;
-pub const SHARD_BYTES_PER_SEC: f64 = 1024.0 * 1024.0;
-
-#[derive(Args, Debug, Clone)]
-pub struct ProduceArgs {
-    #[command(flatten)]
-    pub spec: SpecArg,
-    /// The pipeline whose stream and schema to use.
-    #[arg(long)]
-    pub pipeline: String,
-    /// The CSV file (with a header row).
-    #[arg(long)]
+/// How to run the producer (the CLI's flags, without the CLI).
+#[derive(Debug, Clone)]
+pub struct Options {
     pub csv: PathBuf,
-    /// Key records by this CSV column (keeps per-key order) instead of spreading them evenly.
-    #[arg(long, value_name = "COLUMN")]
+    /// Key records by this CSV column (per-key order) instead of spreading them evenly.
     pub partition_key: Option<String>,
-    /// Encode and count, send nothing.
-    #[arg(long)]
-    pub dry_run: bool,
-    /// PutRecords calls in flight at once (unkeyed mode; keyed mode uses one per shard).
-    #[arg(long, default_value_t = 4)]
+    /// KPL aggregation (many rows per Kinesis record).
+    pub aggregate: bool,
+    /// PutRecords calls in flight at once (unkeyed; keyed mode runs one per shard).
     pub concurrency: usize,
-    /// Retries per record before it counts as undelivered.
-    #[arg(long, default_value_t = 10)]
+    /// Retries per record before its rows count as undelivered.
     pub max_retries: u32,
-    /// First retry delay in milliseconds (doubles per retry, with jitter, up to 5 s).
-    #[arg(long, default_value_t = 100)]
-    pub retry_base_ms: u64,
-    /// Where undelivered and rejected rows go (default: <csv>.undelivered.csv).
-    #[arg(long)]
+    /// First retry delay (doubles per retry, with jitter, up to 5 s).
+    pub retry_base: Duration,
+    /// Where undelivered and rejected rows go (default `<csv>.undelivered.csv`).
     pub failed_out: Option<PathBuf>,
-    /// Never show the progress bar.
-    #[arg(long)]
-    pub quiet: bool,
+    /// After an interrupt or a read error, how long calls in flight may take to finish.
+    pub drain: Duration,
+    pub progress: bool,
 }
 
-/// The outcome of one run.
+/// Why a run stopped before the end of the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stopped {
+    Interrupted,
+    ReadError { line: u64, message: String },
+}
+
+/// The outcome of one run. Row counts add up: `rows_read = delivered + rejected + undelivered`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Report {
     pub rows_read: u64,
     pub delivered: u64,
     pub rejected: u64,
     pub undelivered: u64,
+    /// Rows sent in a request whose outcome was unknown, then resent or written to the file:
+    /// they may be in the stream twice (or in the stream and in the file).
+    pub possibly_duplicated: u64,
+    /// Kinesis records delivered (aggregated records count once).
+    pub records: u64,
+    pub aggregate: bool,
     pub retries: u64,
     pub batches: u64,
     pub elapsed: Duration,
     pub failed_file: Option<PathBuf>,
+    pub stopped: Option<Stopped>,
+    /// Rows read after an interrupt only to be copied to the undelivered file (in `undelivered`).
+    pub unread: u64,
     /// Peak resident memory of the process (Linux: VmHWM), in KiB.
     pub peak_rss_kib: Option<u64>,
 }
@@ -88,17 +99,32 @@ impl std::fmt::Display for Report {
         let secs = self.elapsed.as_secs_f64().max(1e-9);
         for (label, value) in [
             ("rows read:", self.rows_read),
-            ("records delivered:", self.delivered),
+            ("rows delivered:", self.delivered),
             ("rows rejected:", self.rejected),
             ("undelivered:", self.undelivered),
-            ("retries:", self.retries),
-            ("PutRecords calls:", self.batches),
+            ("possibly duplicated:", self.possibly_duplicated),
         ] {
-            writeln!(f, "{label:<20}{value}")?;
+            writeln!(f, "{label:<22}{value}")?;
         }
-        write!(f, "elapsed:            {:.3} s ({:.0} rows/s)", secs, self.rows_read as f64 / secs)?;
+        let per = if self.records > 0 { self.delivered as f64 / self.records as f64 } else { 0.0 };
+        let how = if self.aggregate { "KPL aggregated" } else { "one row each" };
+        writeln!(f, "{:<22}{} ({how}, {per:.1} rows per record)", "Kinesis records:", self.records)?;
+        writeln!(f, "{:<22}{}", "retries:", self.retries)?;
+        writeln!(f, "{:<22}{}", "PutRecords calls:", self.batches)?;
+        write!(f, "{:<22}{:.3} s ({:.0} rows/s)", "elapsed:", secs, self.delivered as f64 / secs)?;
         if let Some(kib) = self.peak_rss_kib {
-            write!(f, "\npeak memory:        {:.1} MiB", kib as f64 / 1024.0)?;
+            write!(f, "\n{:<22}{:.1} MiB", "peak memory:", kib as f64 / 1024.0)?;
+        }
+        match &self.stopped {
+            Some(Stopped::Interrupted) => write!(
+                f,
+                "\nstopped: interrupted; {} row(s) not sent yet were copied to the undelivered file",
+                self.unread
+            )?,
+            Some(Stopped::ReadError { line, message }) => {
+                write!(f, "\nstopped: CSV read error at line {line} ({message}); rows from there on were not read")?
+            }
+            None => {}
         }
         if let Some(p) = &self.failed_file {
             write!(f, "\nundelivered/rejected rows written to {}", p.display())?;
@@ -109,16 +135,16 @@ impl std::fmt::Display for Report {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProduceError {
-    #[error("no pipeline named {0:?} in the spec")]
-    NoPipeline(String),
-    #[error("reading {path}")]
+    #[error("opening {path}")]
     Csv {
         path: String,
         #[source]
         source: csv::Error,
     },
     #[error(transparent)]
-    Header(#[from] encode::HeaderError),
+    Header(#[from] HeaderError),
+    #[error("--failed-out {0} is the input file: rows would be overwritten while being read")]
+    FailedOutIsInput(String),
     #[error("looking up the shards of stream {stream}")]
     Shards {
         stream: String,
@@ -127,191 +153,52 @@ pub enum ProduceError {
     },
     #[error("stream {0} has no open shards")]
     NoShards(String),
-    #[error("writing undelivered rows to {path}")]
-    FailedOut {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    FailedOut(#[from] SinkError),
+    #[error(
+        "rows do not add up: {read} read but {delivered} delivered + {rejected} rejected + {undelivered} undelivered"
+    )]
+    Invariant { read: u64, delivered: u64, rejected: u64, undelivered: u64 },
 }
 
-/// One record on its way: the CSV row (for the failure file), the wire data and routing.
-struct Rec {
-    row: u64,
-    raw: csv::ByteRecord,
-    data: Vec<u8>,
-    key: String,
-    hash: Option<String>,
-    attempts: u32,
-}
-
-impl Rec {
-    fn size(&self) -> usize {
-        self.data.len() + self.key.len()
-    }
-}
-
-/// An open shard: its id and the hash-key range it owns.
-#[derive(Debug, Clone)]
-pub struct Shard {
-    pub id: String,
-    pub start: u128,
-    pub end: u128,
-}
-
-/// The shard a partition key lands on: Kinesis maps MD5(key) as a 128-bit integer.
-pub fn shard_for_key(shards: &[Shard], key: &str) -> usize {
-    let h = u128::from_be_bytes(Md5::digest(key.as_bytes()).into());
-    shards.iter().position(|s| s.start <= h && h <= s.end).unwrap_or(0)
-}
-
-/// A token bucket over records and bytes per second, enabled after the first throttling.
-struct Pacer {
-    records_per_sec: f64,
-    bytes_per_sec: f64,
-    state: Mutex<(bool, Instant)>,
-}
-
-impl Pacer {
-    fn new(shards: usize) -> Pacer {
-        Pacer {
-            records_per_sec: SHARD_RECORDS_PER_SEC * shards as f64,
-            bytes_per_sec: SHARD_BYTES_PER_SEC * shards as f64,
-            state: Mutex::new((false, Instant::now())),
-        }
-    }
-    async fn throttled(&self) {
-        self.state.lock().await.0 = true;
-    }
-    /// Reserves room for a batch; sleeps so the rate stays within the shard limits.
-    async fn pace(&self, records: usize, bytes: usize) {
-        let wait = {
-            let mut st = self.state.lock().await;
-            if !st.0 {
-                return;
-            }
-            let cost = (records as f64 / self.records_per_sec).max(bytes as f64 / self.bytes_per_sec);
-            let now = Instant::now();
-            let start = st.1.max(now);
-            st.1 = start + Duration::from_secs_f64(cost);
-            start - now
-        };
-        if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
-        }
-    }
-}
-
-struct Shared {
-    client: aws_sdk_kinesis::Client,
-    stream: String,
-    max_retries: u32,
-    retry_base: Duration,
-    retries: AtomicU64,
-    delivered: AtomicU64,
-    calls: AtomicU64,
-    failed: std::sync::Mutex<Vec<Rec>>,
-}
-
-/// Sends one batch until every record is delivered or out of retries.
-async fn send_batch(sh: &Shared, pacer: &Pacer, mut pending: Vec<Rec>) {
-    while !pending.is_empty() {
-        let bytes: usize = pending.iter().map(Rec::size).sum();
-        pacer.pace(pending.len(), bytes).await;
-        let entries: Vec<PutRecordsRequestEntry> = pending
-            .iter()
-            .map(|r| {
-                PutRecordsRequestEntry::builder()
-                    .data(Blob::new(r.data.clone()))
-                    .partition_key(r.key.clone())
-                    .set_explicit_hash_key(r.hash.clone())
-                    .build()
-                    .expect("data and partition key are set")
-            })
-            .collect();
-        sh.calls.fetch_add(1, Ordering::Relaxed);
-        let result = sh.client.put_records().stream_name(&sh.stream).set_records(Some(entries)).send().await;
-        let mut retry = Vec::new();
-        let mut throttled = false;
-        match result {
-            Ok(out) => {
-                // The answer lists one entry per request record, in order; an entry with an
-                // error code was not stored.
-                let answers = out.records();
-                for (i, rec) in pending.into_iter().enumerate() {
-                    match answers.get(i).and_then(|a| a.error_code()) {
-                        None if i < answers.len() => {
-                            sh.delivered.fetch_add(1, Ordering::Relaxed);
-                        }
-                        code => {
-                            throttled |= code == Some("ProvisionedThroughputExceededException");
-                            retry.push(rec);
-                        }
-                    }
+/// Completes on Ctrl-C (SIGINT) or SIGTERM.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
                 }
             }
-            Err(e) => {
-                // The whole call failed (connection dropped, 5xx, throttled): nothing is known
-                // to be stored, so every record is retried. If AWS stored them but the answer
-                // was lost, they arrive twice; that is the only duplication.
-                let e = from_sdk("kinesis:PutRecords", &sh.stream, e);
-                throttled |= e.is(ErrorClass::Throttled);
-                retry = pending;
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
             }
         }
-        if throttled {
-            pacer.throttled().await;
-        }
-        let mut next = Vec::new();
-        let mut max_attempt = 0;
-        for mut r in retry {
-            r.attempts += 1;
-            if r.attempts > sh.max_retries {
-                sh.failed.lock().unwrap_or_else(|p| p.into_inner()).push(r);
-            } else {
-                sh.retries.fetch_add(1, Ordering::Relaxed);
-                max_attempt = max_attempt.max(r.attempts);
-                next.push(r);
-            }
-        }
-        if !next.is_empty() {
-            let cap = sh.retry_base.saturating_mul(1 << max_attempt.min(16)).min(Duration::from_secs(5));
-            tokio::time::sleep(cap.mul_f64(0.5 + fastrand::f64() / 2.0)).await;
-        }
-        pending = next;
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 
-/// Reads the open shards of a stream (ListShards; closed parents after a reshard are skipped).
-pub async fn open_shards(client: &aws_sdk_kinesis::Client, stream: &str) -> Result<Vec<Shard>, AwsError> {
-    let mut shards = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let mut req = client.list_shards();
-        req = match &token {
-            Some(t) => req.next_token(t),
-            None => req.stream_name(stream),
-        };
-        let out = req.send().await.map_err(|e| from_sdk("kinesis:ListShards", stream, e))?;
-        for s in out.shards() {
-            if s.sequence_number_range().and_then(|r| r.ending_sequence_number()).is_some() {
-                continue;
-            }
-            let range = s.hash_key_range();
-            let p = |v: Option<&str>| v.and_then(|v| v.parse::<u128>().ok()).unwrap_or(0);
-            shards.push(Shard {
-                id: s.shard_id().to_string(),
-                start: p(range.map(|r| r.starting_hash_key())),
-                end: p(range.map(|r| r.ending_hash_key())),
-            });
+/// Moves the run to draining, and to abort once the drain deadline passes.
+fn begin_stop(phase: &Arc<watch::Sender<Phase>>, drain: Duration) {
+    if phase.send_if_modified(|p| {
+        let running = *p == Phase::Running;
+        if running {
+            *p = Phase::Draining;
         }
-        token = out.next_token().map(str::to_string);
-        if token.is_none() {
-            break;
-        }
+        running
+    }) {
+        let phase = phase.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(drain).await;
+            phase.send_replace(Phase::Abort);
+        });
     }
-    shards.sort_by_key(|s| s.start);
-    Ok(shards)
 }
 
 /// Shows a progress line on a terminal, nothing in a pipe.
@@ -340,264 +227,209 @@ impl Progress {
     }
 }
 
-/// Runs the producer. `client` is None for a dry run.
+/// Runs the producer. `client` is None for a dry run (encode and pack, send nothing).
+/// `interrupt` completes when the run must stop (see `shutdown_signal`).
 pub async fn produce(
     client: Option<aws_sdk_kinesis::Client>,
     stream: &str,
     schema: &crate::schema::Schema,
-    args: &ProduceArgs,
+    opts: &Options,
+    interrupt: impl Future<Output = ()> + Send + 'static,
 ) -> Result<Report, ProduceError> {
     let start = Instant::now();
-    let csv_err = |source| ProduceError::Csv { path: args.csv.display().to_string(), source };
-    let total = std::fs::metadata(&args.csv).map(|m| m.len()).unwrap_or(0);
-    let mut reader = csv::ReaderBuilder::new().flexible(true).from_path(&args.csv).map_err(csv_err)?;
+    let failed_path = opts.failed_out.clone().unwrap_or_else(|| undelivered_path(&opts.csv));
+    if same_file(&failed_path, &opts.csv) {
+        return Err(ProduceError::FailedOutIsInput(failed_path.display().to_string()));
+    }
+    let csv_err = |source| ProduceError::Csv { path: opts.csv.display().to_string(), source };
+    let total = std::fs::metadata(&opts.csv).map(|m| m.len()).unwrap_or(0);
+    let mut reader = csv::ReaderBuilder::new().flexible(true).from_path(&opts.csv).map_err(csv_err)?;
     let headers = reader.byte_headers().map_err(csv_err)?.clone();
-    let encoder = RowEncoder::new(schema, &headers, args.partition_key.as_deref())?;
+    let encoder = RowEncoder::new(schema, &headers, opts.partition_key.as_deref())?;
     let mut progress =
-        Progress { enabled: !args.quiet && std::io::stderr().is_terminal(), total, last: Instant::now(), start };
-    let mut report = Report::default();
-    let mut rejected: Vec<(csv::ByteRecord, RowError)> = Vec::new();
+        Progress { enabled: opts.progress && std::io::stderr().is_terminal(), total, last: start, start };
+    let dry_run = client.is_none();
 
-    let Some(client) = client else {
-        // Dry run: encode every row, send nothing.
-        let mut raw = csv::ByteRecord::new();
-        let mut out = Vec::new();
-        while reader.read_byte_record(&mut raw).map_err(csv_err)? {
-            report.rows_read += 1;
-            if let Err(e) = encoder.encode(report.rows_read, &raw, &mut out) {
-                rejected.push((raw.clone(), e));
-            }
-            progress.tick(report.rows_read, raw.position().map_or(0, |p| p.byte()));
-        }
-        progress.done();
-        report.rejected = rejected.len() as u64;
-        report.elapsed = start.elapsed();
-        report.peak_rss_kib = peak_rss_kib();
-        finish_failures(args, &headers, &mut report, rejected, Vec::new())?;
-        return Ok(report);
+    let shards = match &client {
+        Some(c) => open_shards(c, stream)
+            .await
+            .map_err(|source| ProduceError::Shards { stream: stream.to_string(), source: Box::new(source) })?,
+        None => vec![Shard { id: "dry-run".into(), start: 0, end: u128::MAX }],
     };
-
-    let shards = open_shards(&client, stream)
-        .await
-        .map_err(|source| ProduceError::Shards { stream: stream.to_string(), source: Box::new(source) })?;
     if shards.is_empty() {
         return Err(ProduceError::NoShards(stream.to_string()));
     }
-    let keyed = args.partition_key.is_some();
-    // Keyed: one lane per shard, one call in flight each, so per-key order is kept.
-    // Unkeyed: `concurrency` lanes; records go round-robin to the shards by explicit hash key.
-    let lanes = if keyed { shards.len() } else { args.concurrency.max(1) };
+    let keyed = opts.partition_key.is_some();
+    let mut packer = Packer::new(
+        PackConfig {
+            aggregate: opts.aggregate,
+            keyed,
+            lanes: opts.concurrency.max(1),
+            aggregate_target: AGGREGATE_TARGET,
+            batch_bytes_per_shard: BATCH_BYTES_PER_SHARD,
+        },
+        shards.clone(),
+    );
+    let lanes = packer.lanes();
+    let sink = FailureSink::new(failed_path, headers.clone());
+    let (phase_tx, phase_rx) = watch::channel(Phase::Running);
+    let phase_tx = Arc::new(phase_tx);
     let shared = Arc::new(Shared {
-        client,
+        client: client.unwrap_or_else(|| {
+            // A dry run sends nothing; the lanes below only count what they would send.
+            aws_sdk_kinesis::Client::from_conf(
+                aws_sdk_kinesis::Config::builder()
+                    .behavior_version(aws_sdk_kinesis::config::BehaviorVersion::latest())
+                    .build(),
+            )
+        }),
         stream: stream.to_string(),
-        max_retries: args.max_retries,
-        retry_base: Duration::from_millis(args.retry_base_ms),
+        max_retries: opts.max_retries,
+        retry_base: opts.retry_base,
+        sink,
         retries: AtomicU64::new(0),
-        delivered: AtomicU64::new(0),
+        delivered_rows: AtomicU64::new(0),
+        delivered_records: AtomicU64::new(0),
+        undelivered_rows: AtomicU64::new(0),
+        possibly_duplicated: AtomicU64::new(0),
+        unknown_outcomes: AtomicU64::new(0),
         calls: AtomicU64::new(0),
-        failed: std::sync::Mutex::new(Vec::new()),
     });
+    let watcher = {
+        let (phase, drain) = (phase_tx.clone(), opts.drain);
+        tokio::spawn(async move {
+            interrupt.await;
+            begin_stop(&phase, drain);
+            true
+        })
+    };
+    let dry_records = Arc::new(AtomicU64::new(0));
     let pacer = Arc::new(Pacer::new(shards.len()));
     let mut senders = Vec::with_capacity(lanes);
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..lanes {
         // A bounded channel: the reader waits when every lane is busy (constant memory).
-        let (tx, mut rx) = mpsc::channel::<Vec<Rec>>(1);
+        let (tx, mut rx) = mpsc::channel::<Vec<Unit>>(1);
         senders.push(tx);
-        let sh = shared.clone();
+        let (sh, mut phase) = (shared.clone(), phase_rx.clone());
         let pc = if keyed { Arc::new(Pacer::new(1)) } else { pacer.clone() };
+        let dry = dry_records.clone();
         tasks.spawn(async move {
             while let Some(batch) = rx.recv().await {
-                send_batch(&sh, &pc, batch).await;
+                if dry_run {
+                    dry.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    continue;
+                }
+                send_batch(&sh, &pc, batch, &mut phase).await;
             }
         });
     }
 
-    let mut batches: Vec<(Vec<Rec>, usize)> = (0..lanes).map(|_| (Vec::new(), 0)).collect();
-    let mut rr_lane = 0usize;
+    let mut report = Report { aggregate: opts.aggregate, ..Report::default() };
+    let phase = phase_rx.clone();
+    // Hands a batch to its lane; once stopping, its rows go to the file instead.
+    let dispatch = |lane: usize, batch: Vec<Unit>| {
+        let tx = senders[lane].clone();
+        let sh = shared.clone();
+        let mut phase = phase_rx.clone();
+        async move {
+            if *phase.borrow() == Phase::Running {
+                // Reserve first: a batch handed to `send` would be lost if the select dropped it.
+                tokio::select! {
+                    permit = tx.reserve() => {
+                        if let Ok(p) = permit {
+                            p.send(batch);
+                            return;
+                        }
+                    }
+                    _ = phase.wait_for(|p| *p != Phase::Running) => {}
+                }
+            }
+            sh.undelivered(batch);
+        }
+    };
     let mut raw = csv::ByteRecord::new();
-    while reader.read_byte_record(&mut raw).map_err(csv_err)? {
+    loop {
+        if *phase.borrow() != Phase::Running {
+            report.stopped = Some(Stopped::Interrupted);
+            break;
+        }
+        match reader.read_byte_record(&mut raw) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => {
+                let line = e.position().map_or(report.rows_read + 2, |p| p.line());
+                report.stopped = Some(Stopped::ReadError { line, message: e.to_string() });
+                begin_stop(&phase_tx, opts.drain);
+                break;
+            }
+        }
         report.rows_read += 1;
         let row = report.rows_read;
         let mut data = Vec::with_capacity(raw.as_slice().len() + 8);
         let key = match encoder.encode(row, &raw, &mut data) {
             Ok(k) => k,
             Err(e) => {
-                rejected.push((raw.clone(), e));
+                let line = raw.position().map_or(row + 1, |p| p.line());
+                eprintln!("rejected (line {line}): {e}");
+                report.rejected += 1;
+                shared.sink.write(&[Row { row, raw: raw.clone() }]);
                 continue;
             }
         };
-        let (lane, key, hash) = match key {
-            // Kinesis needs a non-empty partition key.
-            Some(k) => {
-                let k = if k.is_empty() { "_".to_string() } else { k.chars().take(256).collect() };
-                (shard_for_key(&shards, &k), k, None)
-            }
-            None => {
-                let s = &shards[(row as usize) % shards.len()];
-                (rr_lane, row.to_string(), Some(s.start.to_string()))
-            }
-        };
-        let rec = Rec { row, raw: raw.clone(), data, key, hash, attempts: 0 };
-        let (batch, bytes) = &mut batches[lane];
-        if batch.len() == MAX_BATCH_RECORDS || *bytes + rec.size() > MAX_BATCH_BYTES {
-            let full = std::mem::take(batch);
-            *bytes = 0;
-            if senders[lane].send(full).await.is_err() {
-                break;
-            }
-            if !keyed {
-                rr_lane = (rr_lane + 1) % lanes;
-            }
+        for (lane, batch) in packer.push(Row { row, raw: raw.clone() }, key, data) {
+            dispatch(lane, batch).await;
         }
-        // Unkeyed: the record joins the current round-robin lane's batch.
-        let lane = if keyed { lane } else { rr_lane };
-        let (batch, bytes) = &mut batches[lane];
-        *bytes += rec.size();
-        batch.push(rec);
         progress.tick(row, raw.position().map_or(0, |p| p.byte()));
     }
-    for (lane, (batch, _)) in batches.into_iter().enumerate() {
-        if !batch.is_empty() {
-            let _ = senders[lane].send(batch).await;
+    if report.stopped == Some(Stopped::Interrupted) {
+        // The rows not read yet go to the file as well, so that the file plus the delivered rows
+        // are the input, and the file can be fed back as it is.
+        let mut chunk = Vec::with_capacity(1000);
+        while let Ok(true) = reader.read_byte_record(&mut raw) {
+            report.rows_read += 1;
+            report.unread += 1;
+            chunk.push(Row { row: report.rows_read, raw: raw.clone() });
+            if chunk.len() == 1000 {
+                shared.unsent(&chunk);
+                chunk.clear();
+            }
         }
+        shared.unsent(&chunk);
+    }
+    for (lane, batch) in packer.finish() {
+        dispatch(lane, batch).await;
     }
     drop(senders);
     while tasks.join_next().await.is_some() {}
     progress.done();
+    watcher.abort();
+    if matches!(watcher.await, Ok(true)) && report.stopped.is_none() {
+        // Interrupted after the last row was read, while records were still being sent.
+        report.stopped = Some(Stopped::Interrupted);
+    }
 
-    report.delivered = shared.delivered.load(Ordering::Relaxed);
+    report.delivered = shared.delivered_rows.load(Ordering::Relaxed);
+    report.records = shared.delivered_records.load(Ordering::Relaxed);
+    report.undelivered = shared.undelivered_rows.load(Ordering::Relaxed);
+    report.possibly_duplicated = shared.possibly_duplicated.load(Ordering::Relaxed);
     report.retries = shared.retries.load(Ordering::Relaxed);
     report.batches = shared.calls.load(Ordering::Relaxed);
-    report.rejected = rejected.len() as u64;
-    let mut failed = std::mem::take(&mut *shared.failed.lock().unwrap_or_else(|p| p.into_inner()));
-    failed.sort_by_key(|r| r.row);
-    report.undelivered = failed.len() as u64;
+    if dry_run {
+        // Nothing was sent: the records are those that would have been.
+        report.records = dry_records.load(Ordering::Relaxed);
+    }
     report.elapsed = start.elapsed();
     report.peak_rss_kib = peak_rss_kib();
-    finish_failures(args, &headers, &mut report, rejected, failed)?;
+    report.failed_file = shared.sink.finish()?;
+    let settled = report.delivered + report.rejected + report.undelivered;
+    if !dry_run && settled != report.rows_read {
+        return Err(ProduceError::Invariant {
+            read: report.rows_read,
+            delivered: report.delivered,
+            rejected: report.rejected,
+            undelivered: report.undelivered,
+        });
+    }
     Ok(report)
-}
-
-/// Writes rejected and undelivered rows (with the header) so they can be sent again.
-fn finish_failures(
-    args: &ProduceArgs,
-    headers: &csv::ByteRecord,
-    report: &mut Report,
-    rejected: Vec<(csv::ByteRecord, RowError)>,
-    undelivered: Vec<Rec>,
-) -> Result<(), ProduceError> {
-    for (_, e) in &rejected {
-        eprintln!("rejected: {e}");
-    }
-    if rejected.is_empty() && undelivered.is_empty() {
-        return Ok(());
-    }
-    let path = args.failed_out.clone().unwrap_or_else(|| undelivered_path(&args.csv));
-    let io = |source| ProduceError::FailedOut { path: path.display().to_string(), source };
-    let mut w = csv::WriterBuilder::new().flexible(true).from_path(&path).map_err(|e| io(e.into()))?;
-    w.write_byte_record(headers).map_err(|e| io(e.into()))?;
-    let mut rows: Vec<(u64, &csv::ByteRecord)> =
-        rejected.iter().map(|(r, e)| (row_of(e), r)).chain(undelivered.iter().map(|r| (r.row, &r.raw))).collect();
-    rows.sort_by_key(|(n, _)| *n);
-    for (_, r) in rows {
-        w.write_byte_record(r).map_err(|e| io(e.into()))?;
-    }
-    w.flush().map_err(io)?;
-    report.failed_file = Some(path);
-    Ok(())
-}
-
-fn row_of(e: &RowError) -> u64 {
-    match e {
-        RowError::MissingColumn { row, .. } | RowError::TooLarge { row, .. } | RowError::Utf8 { row, .. } => *row,
-    }
-}
-
-pub fn undelivered_path(csv: &Path) -> PathBuf {
-    let mut s = csv.as_os_str().to_owned();
-    s.push(".undelivered.csv");
-    PathBuf::from(s)
-}
-
-/// `pipectl produce` and the standalone `pipectl-producer`.
-pub async fn run_cli(global: &Global, args: ProduceArgs) -> CliResult {
-    let loaded = args.spec.load()?;
-    let spec = loaded.spec;
-    let p = spec.pipeline(&args.pipeline).ok_or_else(|| ProduceError::NoPipeline(args.pipeline.clone()))?;
-    let client = if args.dry_run {
-        None
-    } else {
-        let target = Target {
-            region: global.region.clone(),
-            profile: global.profile.clone(),
-            endpoint_url: global.endpoint_url.clone(),
-            // The producer retries per record itself; an SDK retry of a whole PutRecords
-            // would resend records that were already stored.
-            max_attempts: Some(1),
-        };
-        let cfg = sdk_config(&target, spec.region.as_deref()).await?;
-        Some(aws_sdk_kinesis::Client::new(&cfg))
-    };
-    let report = produce(client, &p.stream.name, &p.schema, &args).await?;
-    println!("{report}");
-    if report.undelivered > 0 || report.rejected > 0 {
-        return Err(format!(
-            "{} record(s) undelivered and {} row(s) rejected; they are in {}",
-            report.undelivered,
-            report.rejected,
-            report.failed_file.as_deref().map(|p| p.display().to_string()).unwrap_or_default()
-        )
-        .into());
-    }
-    Ok(std::process::ExitCode::SUCCESS)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keys_map_to_the_shard_owning_their_hash() {
-        let half = u128::MAX / 2;
-        let shards = vec![
-            Shard { id: "a".into(), start: 0, end: half },
-            Shard { id: "b".into(), start: half + 1, end: u128::MAX },
-        ];
-        // MD5("a") = 0cc175b9..., below half; MD5("b") = 92eb5ffe..., above half.
-        assert_eq!(shard_for_key(&shards, "a"), 0);
-        assert_eq!(shard_for_key(&shards, "b"), 1);
-    }
-
-    #[tokio::test]
-    async fn pacing_starts_after_throttling_and_holds_the_shard_limits() {
-        let p = Pacer::new(1);
-        let t = Instant::now();
-        for _ in 0..10 {
-            p.pace(500, 100_000).await;
-        }
-        // Paced, these 5,000 records would take 4.5 s.
-        assert!(t.elapsed() < Duration::from_secs(1), "no pacing before any throttling");
-        p.throttled().await;
-        let t = Instant::now();
-        // 3 x 100 records at 1,000 records/s on one shard: the 2nd and 3rd wait 0.1 s each.
-        for _ in 0..3 {
-            p.pace(100, 100).await;
-        }
-        let e = t.elapsed();
-        assert!(e >= Duration::from_millis(190), "{e:?}");
-        // Bytes bind too: 512 KiB at 1 MiB/s takes 0.5 s per batch.
-        let p = Pacer::new(2);
-        p.throttled().await;
-        let t = Instant::now();
-        p.pace(1, 1024 * 1024).await;
-        p.pace(1, 1024 * 1024).await;
-        let e = t.elapsed();
-        assert!(e >= Duration::from_millis(490), "{e:?}");
-    }
-
-    #[test]
-    fn undelivered_path_is_beside_the_csv() {
-        assert_eq!(undelivered_path(Path::new("/x/rows.csv")), PathBuf::from("/x/rows.csv.undelivered.csv"));
-    }
 }
