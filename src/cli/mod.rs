@@ -3,8 +3,8 @@
 
 mod engine_cmds;
 mod local_cmds;
-mod status_cmd;
 pub mod produce;
+mod status_cmd;
 
 pub use produce::ProduceArgs;
 
