@@ -166,7 +166,6 @@ impl Outcome {
 /// Executes `plan`: a step starts when every step it depends on has finished; steps whose
 /// dependencies failed are skipped; independent steps run in parallel.
 pub async fn execute(aws: &Aws, plan: &Plan, obs: Arc<dyn Observer>) -> Outcome {
-    let timing = aws.timing;
     let mut outcome = Outcome::default();
     let mut pending: BTreeMap<usize, &crate::plan::Step> = plan.steps.iter().enumerate().collect();
     let mut finished: BTreeSet<ResourceId> = BTreeSet::new();
@@ -193,7 +192,7 @@ pub async fn execute(aws: &Aws, plan: &Plan, obs: Arc<dyn Observer>) -> Outcome 
                     let (aws, obs, step) = (aws.clone(), obs.clone(), step.clone());
                     running.spawn(async move {
                         let id = step.id.to_string();
-                        let ctx = Ctx { aws: &aws, obs: obs.as_ref(), id: &id, timing };
+                        let ctx = Ctx { aws: &aws, obs: obs.as_ref(), id: &id };
                         obs.event(Event::Started {
                             id: id.clone(),
                             action: format!("{:?}", step.action).to_lowercase(),

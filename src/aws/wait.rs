@@ -73,7 +73,6 @@ pub struct Ctx<'a> {
     pub aws: &'a super::Aws,
     pub obs: &'a dyn Observer,
     pub id: &'a str,
-    pub timing: Timing,
 }
 
 impl Ctx<'_> {
@@ -109,7 +108,7 @@ impl Ctx<'_> {
         Fut: Future<Output = Result<T, AwsError>>,
     {
         let report = |e: &AwsError, attempt: u32, delay: Duration| self.retrying(what, e, attempt, delay);
-        retry_loop(&self.timing, &report, f).await
+        retry_loop(&self.aws.timing, &report, f).await
     }
 
     /// Polls `check` until it answers `Ok(None)` (ready) or `timeout` passes; `Ok(Some(s))`
@@ -138,7 +137,7 @@ impl Ctx<'_> {
                             ),
                         ));
                     }
-                    if last_report.elapsed() >= self.timing.report_every || elapsed < self.timing.poll {
+                    if last_report.elapsed() >= self.aws.timing.report_every || elapsed < self.aws.timing.poll {
                         self.obs.event(Event::Waiting {
                             id: self.id.to_string(),
                             what: what.to_string(),
@@ -147,7 +146,7 @@ impl Ctx<'_> {
                         });
                         last_report = Instant::now();
                     }
-                    tokio::time::sleep(self.timing.poll).await;
+                    tokio::time::sleep(self.aws.timing.poll).await;
                 }
             }
         }
@@ -167,7 +166,9 @@ mod tests {
             .behavior_version(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new("eu-west-1"))
             .build();
-        crate::aws::Aws::from_config(&cfg, false)
+        let mut aws = crate::aws::Aws::from_config(&cfg, false);
+        aws.timing = fast();
+        aws
     }
 
     fn fast() -> Timing {
@@ -189,7 +190,7 @@ mod tests {
     #[tokio::test]
     async fn retries_transient_errors_then_succeeds() {
         let (aws, obs) = (aws(), Collect::default());
-        let ctx = Ctx { aws: &aws, obs: &obs, id: "x", timing: fast() };
+        let ctx = Ctx { aws: &aws, obs: &obs, id: "x" };
         let calls = AtomicU32::new(0);
         let r = ctx
             .retry("lambda:CreateFunction", || async {
@@ -211,7 +212,7 @@ mod tests {
     #[tokio::test]
     async fn fatal_errors_are_not_retried_and_retries_are_bounded() {
         let (aws, obs) = (aws(), Collect::default());
-        let ctx = Ctx { aws: &aws, obs: &obs, id: "x", timing: fast() };
+        let ctx = Ctx { aws: &aws, obs: &obs, id: "x" };
         let calls = AtomicU32::new(0);
         let r: Result<(), _> = ctx
             .retry("op", || async {
@@ -235,7 +236,7 @@ mod tests {
     #[tokio::test]
     async fn waits_report_progress_and_time_out() {
         let (aws, obs) = (aws(), Collect::default());
-        let ctx = Ctx { aws: &aws, obs: &obs, id: "search_domain.kinesis", timing: fast() };
+        let ctx = Ctx { aws: &aws, obs: &obs, id: "search_domain.kinesis" };
         let polls = AtomicU32::new(0);
         ctx.wait_until("domain ready", Duration::from_secs(5), || async {
             Ok(if polls.fetch_add(1, Ordering::SeqCst) < 3 { Some("processing".to_string()) } else { None })

@@ -309,7 +309,9 @@ pub async fn execute(ctx: &Ctx<'_>, op: &Op) -> Result<(), AwsError> {
                     ),
                 ));
             }
-            purge(ctx, name).await?;
+            if !keys.is_empty() {
+                purge(ctx, name).await?;
+            }
             gone_ok(ctx.call("s3:DeleteBucket", name, || s3.delete_bucket().bucket(name).send()).await)
         }
     }

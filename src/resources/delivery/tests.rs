@@ -142,8 +142,7 @@ async fn captured_create(family: EngineFamily) -> serde_json::Value {
         .build();
     let aws = Aws::from_config(&cfg, true);
     let obs = crate::events::Quiet;
-    let ctx =
-        Ctx { aws: &aws, obs: &obs, id: "delivery_stream.firehose", timing: crate::aws::wait::Timing::from_env() };
+    let ctx = Ctx { aws: &aws, obs: &obs, id: "delivery_stream.firehose" };
     execute(&ctx, &Op::Create(want(family))).await.unwrap();
     let reqs = seen.lock().unwrap();
     let create =
