@@ -18,6 +18,9 @@ name must begin with a lowercase letter or a digit, and no other service here us
                          faults whose switch is off (they are stored but have no effect).
   POST /_pipectl/reset   clears the faults and the call counts (resources and their
                          transitional states stay, as they are in moto).
+  /_pipectl/search/...   an OpenSearch domain's REST endpoint (always on), with
+                         /_pipectl/search-log, /_pipectl/search-state and the "search" fault:
+                         see scripts/search_standin.py.
 
 Faults (each value may also be a list of such objects; one-shot unless said):
   {"firehose_create_failed": {"name": D, "type": "KMS_ACCESS_DENIED", "details": "..."}}
@@ -61,6 +64,8 @@ import uuid
 from typing import Any, Callable, Iterable
 from xml.etree import ElementTree as ET
 from xml.sax.saxutils import escape as xml_escape
+
+import search_standin  # scripts/search_standin.py: the domain REST endpoint stand-in
 
 # --------------------------------------------------------------------------------------------
 # Switches
@@ -2181,6 +2186,7 @@ def control(environ: dict) -> Resp:
         if path == "/_pipectl/reset" and method == "POST":
             STATE.faults.clear()
             STATE.calls.clear()
+            search_standin.reset()  # its faults, client-ip override and log (scripts/search_standin.py)
             return json_ok({"reset": True}, rest=True)
         if path == "/_pipectl/faults" and method == "POST":
             try:
@@ -2189,6 +2195,11 @@ def control(environ: dict) -> Resp:
                 armed = json.loads(raw or b"{}")
             except (ValueError, KeyError):
                 return json_error("ValidationException", "body must be JSON", rest=True)
+            search = armed.pop("search", None) if isinstance(armed, dict) else None
+            if search is not None:  # the domain endpoint stand-in's faults (always active)
+                problem = search_standin.arm(search)
+                if problem:
+                    return json_error("ValidationException", problem, rest=True)
             unknown = set(armed) - LIST_FAULTS
             if unknown:
                 return json_error("ValidationException", f"unknown fault(s): {sorted(unknown)}",
@@ -2205,7 +2216,8 @@ def control(environ: dict) -> Resp:
                     store.append(entry)
             inactive = sorted(k for k in STATE.faults if not on(FAULT_FEATURE[k]))
             return json_ok({"armed": STATE.faults, "inactive": inactive,
-                            "behaviours": sorted(ENABLED), "steps": STEPS}, rest=True)
+                            "behaviours": sorted(ENABLED), "steps": STEPS,
+                            "search": search_standin.faults_view()}, rest=True)
     return json_error("UnknownOperationException", f"no such control path {method} {path}",
                       status=404, rest=True)
 
@@ -2237,6 +2249,8 @@ class AwsLike:
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if path.startswith("/_pipectl/"):
+            if search_standin.owns(path):  # an OpenSearch domain's REST endpoint, emulated
+                return self._send(search_standin.handle(environ), start_response)
             return self._send(control(environ), start_response)
         req = Req(self.app, environ)
         if req.service != "iam":
