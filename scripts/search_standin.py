@@ -41,6 +41,8 @@ Faults (POST /_pipectl/faults, key "search"; always active):
                                                then answered 504 (the reply was lost)
   {"search": {"client_ip": "198.51.100.7"}}    the client address policies see from now on
                                                (null goes back to the default)
+  "path": "text" beside status or lost_reply     only requests whose domain path contains the
+                                               text count (e.g. "saved_objects")
   Faults take effect after authentication and the access policy (a refused request consumes
   none); the "armed" answer of /_pipectl/faults shows them under "search".
 
@@ -2143,6 +2145,7 @@ class _Standin:
         self.status_fault: int | None = None
         self.status_times = 0
         self.lost_reply = 0
+        self.fault_path: str | None = None
         self.client_ip: str | None = None
 
     def domain_data(self, domain: Any) -> DomainData:
@@ -2164,13 +2167,15 @@ def reset() -> None:
     with STANDIN.lock:
         STANDIN.log.clear()
         STANDIN.status_fault, STANDIN.status_times, STANDIN.lost_reply = None, 0, 0
+        STANDIN.fault_path = None
         STANDIN.client_ip = None
 
 
 def faults_view() -> dict:
     with STANDIN.lock:
         return {"status": STANDIN.status_fault, "times": STANDIN.status_times,
-                "lost_reply": STANDIN.lost_reply, "client_ip": STANDIN.client_ip or START_CLIENT_IP}
+                "lost_reply": STANDIN.lost_reply, "path": STANDIN.fault_path,
+                "client_ip": STANDIN.client_ip or START_CLIENT_IP}
 
 
 def arm(value: Any) -> str | None:
@@ -2179,7 +2184,7 @@ def arm(value: Any) -> str | None:
     for entry in entries:
         if not isinstance(entry, dict):
             return "search fault must be an object"
-        unknown = set(entry) - {"status", "times", "lost_reply", "client_ip"}
+        unknown = set(entry) - {"status", "times", "lost_reply", "client_ip", "path"}
         if unknown:
             return f"unknown search fault field(s): {sorted(unknown)}"
         if "status" in entry:
@@ -2205,6 +2210,8 @@ def arm(value: Any) -> str | None:
                 STANDIN.lost_reply = entry["lost_reply"]
             if "client_ip" in entry:
                 STANDIN.client_ip = entry["client_ip"]
+            if "status" in entry or "lost_reply" in entry:
+                STANDIN.fault_path = entry.get("path")
     return None
 
 
@@ -2671,14 +2678,16 @@ def handle(environ: dict) -> Resp:
     if verdict != "allow":
         return done(denial(auth.caller, action, explicit=verdict == "deny"))
     with STANDIN.lock:
-        if STANDIN.status_fault is not None and STANDIN.status_times > 0:
+        # Test-only scoping of the armed faults to some paths (see the module docstring).
+        in_scope = STANDIN.fault_path is None or STANDIN.fault_path in dpath
+        if in_scope and STANDIN.status_fault is not None and STANDIN.status_times > 0:
             STANDIN.status_times -= 1
             status = STANDIN.status_fault
             if STANDIN.status_times == 0:
                 STANDIN.status_fault = None
             return done(fault_response(status, info.engine))
         lose = False
-        if method in MUTATING and STANDIN.lost_reply > 0:
+        if in_scope and method in MUTATING and STANDIN.lost_reply > 0:
             STANDIN.lost_reply -= 1
             lose = True
         dd = STANDIN.domain_data(info.domain)

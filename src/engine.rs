@@ -105,6 +105,12 @@ pub async fn assess(aws: &Aws, plan: &mut Plan, desired: &[resources::Desired]) 
             if let Some((kind, message)) = found {
                 step.deployment = Some(crate::plan::Deployment { kind, message });
             }
+            let note = resources::note(aws, op)
+                .await
+                .map_err(|source| EngineError::Read { id: step.id.to_string(), source })?;
+            if note.is_some() {
+                step.note = note;
+            }
         }
     }
     Ok(())

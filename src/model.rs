@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 
 use crate::resources::normalize::{fill, DOMAIN_ACCESS, FIREHOSE_DELIVERY, FIREHOSE_TRUST, LAMBDA_LOGS, LAMBDA_TRUST};
-use crate::resources::{bucket, delivery, domain, function, role, stream, Desired, Tags};
+use crate::resources::{bucket, delivery, domain, function, role, stream, template, Desired, Tags};
 use crate::spec::{Spec, STACK_TAG};
 use crate::transform::{LAYOUT_ENV, SCHEMA_ENV};
 
@@ -45,6 +45,19 @@ pub fn stack_tags(spec: &Spec) -> Tags {
     let mut t = spec.tags.clone();
     t.insert(STACK_TAG.to_string(), spec.stack.clone());
     t
+}
+
+/// A pipeline's index template (and Dashboards index pattern): its schema's mapping for its
+/// index, the schema's first date field as the time field.
+pub fn index_template(spec: &Spec, pl: &crate::spec::Pipeline) -> template::Desired {
+    template::Desired::new(
+        &spec.search.domain,
+        &pl.delivery.index,
+        &pl.schema.index_mapping()["mappings"],
+        pl.schema.fields.iter().find(|f| f.ty == crate::schema::FieldType::Date).map(|f| f.name.as_str()),
+        spec.search.instance_count,
+        stack_tags(spec),
+    )
 }
 
 /// Every resource the spec describes, in a stable order.
@@ -175,6 +188,11 @@ pub fn resolve(spec: &Spec, cx: &Context) -> Vec<Desired> {
         }));
     }
 
+    // Each pipeline's index template on the domain: the schema's mapping for its index.
+    for pl in &spec.pipelines {
+        out.push(Desired::IndexTemplate(index_template(spec, pl)));
+    }
+
     for pl in &spec.pipelines {
         out.push(Desired::DeliveryStream(delivery::Desired {
             name: pl.delivery.name.clone(),
@@ -236,6 +254,7 @@ mod tests {
                 "kinesis_stream.DataStream",
                 "search_domain.kinesis",
                 "lambda_function.transform-firehose-data",
+                "index_template.kinesis/crime-data",
                 "delivery_stream.firehose"
             ]
         );
@@ -245,7 +264,10 @@ mod tests {
         assert_eq!(stmts[0]["Principal"]["AWS"], "arn:aws:iam::123456789012:root");
         assert_eq!(stmts[1]["Principal"]["AWS"], "arn:aws:iam::123456789012:role/pipectl/crime-data-firehose");
         assert_eq!(stmts[2]["Condition"]["IpAddress"]["aws:SourceIp"], json!(["1.1.1.1/32"]));
-        let Desired::DeliveryStream(dl) = &d[6] else { panic!() };
+        let Desired::IndexTemplate(t) = &d[6] else { panic!() };
+        assert_eq!(t.index_patterns, ["crime-data", "crime-data-*"]);
+        assert_eq!(t.fields["location"]["type"], "geo_point");
+        let Desired::DeliveryStream(dl) = &d[7] else { panic!() };
         assert_eq!((dl.buffer_mb, dl.buffer_s), (1, 60));
         assert_eq!(dl.failed_prefix, "failed/");
         assert_eq!(dl.family, crate::spec::EngineFamily::OpenSearch);
@@ -256,6 +278,7 @@ mod tests {
                 Desired::KinesisStream(v) => &v.tags,
                 Desired::SearchDomain(v) => &v.tags,
                 Desired::LambdaFunction(v) => &v.tags,
+                Desired::IndexTemplate(v) => &v.tags,
                 Desired::DeliveryStream(v) => &v.tags,
             };
             assert_eq!(tags.get(STACK_TAG).map(String::as_str), Some("crime-data"));

@@ -119,15 +119,6 @@ impl Schema {
         }
         serde_json::json!({ "mappings": { "dynamic": "strict", "properties": Value::Object(props) } })
     }
-
-    /// An index template for `index` (and its rotated forms `index-*`).
-    pub fn index_template(&self, index: &str) -> Value {
-        let mapping = self.index_mapping();
-        serde_json::json!({
-            "index_patterns": [index, format!("{index}-*")],
-            "template": { "mappings": mapping["mappings"].clone() }
-        })
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1210,8 +1201,6 @@ pub(crate) mod tests {
         assert_eq!(p["latitude"]["type"], "double");
         assert_eq!(p["description"]["type"], "text");
         assert_eq!(p["beat"]["type"], "keyword");
-        let t = crime_schema().index_template("crime-data");
-        assert_eq!(t["index_patterns"][1], "crime-data-*");
     }
 
     #[test]

@@ -388,3 +388,97 @@ async fn instance_type_limits_are_checked_at_plan_time() {
     assert!(out.stderr.contains("nothing was changed"), "{}", out.stderr);
     assert!(live(&m, Kind::IamRole, "crime-data-lambda").await.is_none());
 }
+
+/// The domain's REST calls are retried like AWS calls, and every write is idempotent: a reply
+/// lost after the domain stored the index pattern or the template does not fail the apply and
+/// leaves nothing to do. (Without `overwrite=true` the index pattern's retry answers 409; a
+/// put that did not read first could not tell its own template from someone else's.)
+#[tokio::test(flavor = "multi_thread")]
+async fn domain_writes_survive_throttling_and_lost_replies() {
+    let m = Moto::aws_like();
+    let dir = Scratch::new("domain-faults");
+    let text = common::stack_text("crime-data.yaml");
+    let spec = dir.write("stack.yaml", &text);
+    // The index pattern's POST: throttled twice, then stored with its reply lost.
+    m.fault(json!({"search": [{"status": 429, "times": 2}, {"lost_reply": 1, "path": "saved_objects"}]}));
+    let out = m.pipectl(&["apply", "-f", &spec, "--yes", "--artifacts", &art()]).ok();
+    assert!(out.stderr.contains("search:PutIndexPattern will be retried"), "{}", out.stderr);
+    let out = m.pipectl(&["plan", "-f", &spec, "--detailed-exitcode", "--artifacts", &art()]).code(0);
+    assert!(out.stdout.trim_end().ends_with("No changes."), "{}", out.stdout);
+    let log = m.search_log();
+    let statuses: Vec<u64> = log
+        .iter()
+        .filter(|e| e["method"] == "POST" && e["path"].as_str().unwrap_or("").contains("saved_objects"))
+        .map(|e| e["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(statuses, [429, 429, 504, 200], "{log:?}");
+
+    // A template change whose PUT is stored and its reply lost.
+    let edited = text.replace("{ name: beat, type: keyword, from: beat }", "{ name: beat, type: text, from: beat }");
+    let spec2 = dir.write("stack2.yaml", &edited);
+    m.fault(json!({"search": {"lost_reply": 1, "path": "_index_template"}}));
+    let out = m.pipectl(&["apply", "-f", &spec2, "--yes", "--artifacts", &art()]).ok();
+    assert!(out.stderr.contains("search:PutIndexTemplate will be retried"), "{}", out.stderr);
+    m.pipectl(&["plan", "-f", &spec2, "--detailed-exitcode", "--artifacts", &art()]).code(0);
+    let state = m.search_state();
+    assert_eq!(
+        state["kinesis"]["templates"]["crime-data"]["template"]["mappings"]["properties"]["beat"]["type"],
+        "text"
+    );
+    assert_eq!(
+        state["kinesis"]["saved_objects"]["index-pattern/pipectl-crime-data"]["attributes"]["timeFieldName"],
+        "crime_time"
+    );
+    assert!(m.search_log().iter().all(|e| e["signature_ok"] == true));
+}
+
+/// A template of the same name that is not the stack's (no `pipectl:stack` in its `_meta`) is
+/// a conflict in the plan, and the put refuses it even when the plan was made before it
+/// appeared; `--adopt` takes it over.
+#[tokio::test(flavor = "multi_thread")]
+async fn someone_elses_template_is_never_overwritten() {
+    let m = Moto::aws_like();
+    let dir = Scratch::new("foreign-template");
+    deploy(&m, &dir);
+    // Someone replaces the template with their own between plan and apply.
+    let edited = common::stack_text("crime-data.yaml")
+        .replace("{ name: beat, type: keyword, from: beat }", "{ name: beat, type: text, from: beat }");
+    let spec2 = dir.write("stack2.yaml", &edited);
+    let saved = dir.path("plan.json");
+    m.pipectl(&["plan", "-f", &spec2, "--out", &saved, "--artifacts", &art()]).ok();
+    let aws = m.aws().await;
+    let base = m.search_endpoint();
+    let theirs = json!({"index_patterns": ["crime-data"], "priority": 100, "template": {"mappings": {"properties": {"beat": {"type": "keyword"}}}}});
+    aws.domain(
+        pipectl::aws::search::Call::new("test:PutIndexTemplate", "t", &base, "PUT", "/_index_template/crime-data")
+            .body(&theirs),
+    )
+    .await
+    .unwrap();
+    // The saved plan is stale (the template moved) and is refused; a fresh plan names the conflict.
+    let out = m.pipectl(&["apply", &saved, "--yes"]).code(1);
+    assert!(out.stderr.contains("index_template.kinesis/crime-data"), "{}", out.stderr);
+    let out = m.pipectl(&["plan", "-f", &spec2, "--artifacts", &art()]).code(1);
+    assert!(
+        out.stdout.contains("index_template.kinesis/crime-data exists but is not managed by pipectl"),
+        "{}",
+        out.stdout
+    );
+    let out = m.pipectl(&["apply", "-f", &spec2, "--yes", "--artifacts", &art()]).code(1);
+    assert!(out.stderr.contains("conflict"), "{}", out.stderr);
+    assert!(m.search_state()["kinesis"]["templates"]["crime-data"]["_meta"].is_null());
+    // The put itself reads first: the operation a plan made while the name was free (or
+    // unreadable) refuses the template that appeared since.
+    let spec_v = pipectl::spec::parse("s.yaml", &edited).unwrap().spec;
+    let op = pipectl::resources::Desired::IndexTemplate(pipectl::model::index_template(&spec_v, &spec_v.pipelines[0]))
+        .create_op();
+    let ctx =
+        pipectl::aws::wait::Ctx { aws: &aws, obs: &pipectl::events::Quiet, id: "index_template.kinesis/crime-data" };
+    let err = pipectl::resources::execute(&ctx, &op).await.unwrap_err();
+    assert_eq!(err.code, "NotOwned", "{err}");
+    assert!(m.search_state()["kinesis"]["templates"]["crime-data"]["_meta"].is_null());
+    // --adopt takes it over explicitly.
+    m.pipectl(&["apply", "-f", &spec2, "--yes", "--adopt", "--artifacts", &art()]).ok();
+    m.pipectl(&["plan", "-f", &spec2, "--detailed-exitcode", "--artifacts", &art()]).code(0);
+    assert_eq!(m.search_state()["kinesis"]["templates"]["crime-data"]["_meta"]["pipectl:stack"], "crime-data");
+}

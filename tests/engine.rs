@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use common::{bundle_dir, Moto, Scratch};
+use pipectl::aws::search::Call;
 use pipectl::resources::{read, Kind, Live, ResourceId};
 use serde_json::Value;
 
@@ -41,7 +42,14 @@ fn artifacts() -> String {
 
 /// The full lifecycle for one stack file; `edits` turn the spec into its edited form and
 /// `expected` lists exactly the changes the plan must show.
-async fn lifecycle(stack: &str, resources: usize, edits: &[(&str, &str)], expected: &[(&str, &[&str])]) {
+/// `template_edit`: the (field, old mapping type, new mapping type) one of the edits makes.
+async fn lifecycle(
+    stack: &str,
+    resources: usize,
+    edits: &[(&str, &str)],
+    expected: &[(&str, &[&str])],
+    template_edit: (&str, &str, &str),
+) {
     let m = Moto::aws_like();
     let dir = Scratch::new("lifecycle");
     let text = common::stack_text(stack);
@@ -58,6 +66,28 @@ async fn lifecycle(stack: &str, resources: usize, edits: &[(&str, &str)], expect
     assert!(out.stdout.trim_end().ends_with("No changes."), "{}", out.stdout);
 
     let spec_v: pipectl::spec::Spec = serde_yaml::from_str(&text).unwrap();
+    let domain = spec_v.search.domain.clone();
+    // Each pipeline's index template holds exactly its schema's types.
+    let state = m.search_state();
+    for pl in &spec_v.pipelines {
+        let t = &state[&domain]["templates"][&pl.delivery.index];
+        assert_eq!(t["index_patterns"], serde_json::json!([pl.delivery.index, format!("{}-*", pl.delivery.index)]));
+        let props = &t["template"]["mappings"]["properties"];
+        let want = pl.schema.index_mapping();
+        for (field, m) in want["mappings"]["properties"].as_object().unwrap() {
+            assert_eq!(&props[field], m, "{field} in {}", pl.delivery.index);
+        }
+        assert_eq!(props.as_object().unwrap().len(), pl.schema.fields.len());
+    }
+    let index = spec_v.pipelines[0].delivery.index.clone();
+    let template_id = format!("index_template.{domain}/{index}");
+    // Firehose delivers a first document: the index is created from the template.
+    let aws = m.aws().await;
+    let base = m.search_endpoint();
+    let doc_path = format!("/{index}/_doc");
+    aws.domain(Call::new("test:IndexDocument", &index, &base, "POST", &doc_path).body(&serde_json::json!({})))
+        .await
+        .unwrap();
     let stream_name = spec_v.pipelines[0].stream.name.clone();
     let delivery_name = spec_v.pipelines[0].delivery.name.clone();
     let Some(Live::KinesisStream(s0)) = live(&m, Kind::KinesisStream, &stream_name).await else {
@@ -81,10 +111,20 @@ async fn lifecycle(stack: &str, resources: usize, edits: &[(&str, &str)], expect
         .map(|(i, attrs)| (i.to_string(), "update".to_string(), attrs.iter().map(|a| a.to_string()).collect()))
         .collect();
     assert_eq!(got, want, "plan after edit:\n{}", out.stdout);
+    // The mapping change does not reach the index that exists, and the plan says so.
+    let plan: Value = serde_json::from_str(&out.stdout).unwrap();
+    let step = plan["steps"].as_array().unwrap().iter().find(|s| s["id"]["kind"] == "index_template").unwrap();
+    let note = step["note"].as_str().unwrap_or_default();
+    assert!(note.contains("existing indices keep the mapping") && note.contains(&format!("{index} [")), "{note}");
 
     m.pipectl(&["apply", "-f", &spec2, "--yes", "--artifacts", &art]).ok();
     let out = m.pipectl(&["plan", "-f", &spec2, "--detailed-exitcode", "--artifacts", &art]).code(0);
     assert!(out.stdout.trim_end().ends_with("No changes."), "{}", out.stdout);
+
+    let (field, old_type, new_type) = template_edit;
+    let state = m.search_state();
+    assert_eq!(state[&domain]["templates"][&index]["template"]["mappings"]["properties"][field]["type"], new_type);
+    assert_eq!(state[&domain]["indices"][&index]["mappings"]["properties"][field]["type"], old_type);
 
     // Updated in place: same resources, same creation time.
     let Some(Live::KinesisStream(s1)) = live(&m, Kind::KinesisStream, &stream_name).await else { panic!() };
@@ -101,6 +141,12 @@ async fn lifecycle(stack: &str, resources: usize, edits: &[(&str, &str)], expect
     lambda.update_function_configuration().function_name(&function).memory_size(1024).send().await.unwrap();
     let kinesis = aws_sdk_kinesis::Client::new(&sdk);
     kinesis.add_tags_to_stream().stream_name(&stream_name).tags("added-in-console", "yes").send().await.unwrap();
+    // Someone edits the template by hand: the field goes back to its old type.
+    let template_path = format!("/_index_template/{index}");
+    let reply = aws.domain(Call::new("test:GetIndexTemplate", &index, &base, "GET", &template_path)).await.unwrap();
+    let mut body = reply.body["index_templates"][0]["index_template"].clone();
+    body["template"]["mappings"]["properties"][field] = serde_json::json!({"type": old_type});
+    aws.domain(Call::new("test:PutIndexTemplate", &index, &base, "PUT", &template_path).body(&body)).await.unwrap();
     let out = m.pipectl(&["plan", "-f", &spec2, "--json", "--artifacts", &art]).ok();
     let got = plan_changes(&out.stdout);
     assert_eq!(
@@ -108,12 +154,15 @@ async fn lifecycle(stack: &str, resources: usize, edits: &[(&str, &str)], expect
         vec![
             (format!("kinesis_stream.{stream_name}"), "update".to_string(), vec!["tags".to_string()]),
             (format!("lambda_function.{function}"), "update".to_string(), vec!["memory_mb".to_string()]),
+            (template_id.clone(), "update".to_string(), vec![format!("mappings.{field}")]),
         ],
         "{}",
         out.stdout
     );
     m.pipectl(&["apply", "-f", &spec2, "--yes", "--artifacts", &art]).ok();
     m.pipectl(&["plan", "-f", &spec2, "--detailed-exitcode", "--artifacts", &art]).code(0);
+    let state = m.search_state();
+    assert_eq!(state[&domain]["templates"][&index]["template"]["mappings"]["properties"][field]["type"], new_type);
 
     // Destroy: an unowned neighbour with a similar name survives; a bucket holding failed
     // documents is kept (non-zero exit naming it) until --purge.
@@ -134,6 +183,23 @@ async fn lifecycle(stack: &str, resources: usize, edits: &[(&str, &str)], expect
     assert!(live(&m, Kind::KinesisStream, &stream_name).await.is_none());
     assert!(live(&m, Kind::DeliveryStream, &delivery_name).await.is_none());
     assert!(live(&m, Kind::SearchDomain, &spec_v.search.domain).await.is_none());
+    // The templates were deleted before their domain, and nothing else remains of the domain.
+    let log = m.search_log();
+    for pl in &spec_v.pipelines {
+        let path = format!("/_index_template/{}", pl.delivery.index);
+        assert!(
+            log.iter().any(|e| e["method"] == "DELETE"
+                && e["path"].as_str().unwrap_or("").ends_with(&path)
+                && e["status"] == 200),
+            "no DELETE {path} in {log:?}"
+        );
+    }
+    assert!(m.search_state().get(&domain).map_or(true, |d| d["templates"].as_object().map_or(true, |t| t.is_empty())));
+    // Every request pipectl (and this test) sent to the domain was correctly signed.
+    assert!(!log.is_empty());
+    for e in &log {
+        assert_eq!((e["signed"].as_bool(), e["signature_ok"].as_bool()), (Some(true), Some(true)), "{e}");
+    }
     assert!(live(&m, Kind::LambdaFunction, &function).await.is_none());
     assert!(live(&m, Kind::S3Bucket, &spec_v.bucket.name).await.is_some(), "the bucket with failed documents is kept");
     let out = m.pipectl(&["destroy", "-f", &spec2, "--yes", "--purge"]).ok();
@@ -156,18 +222,25 @@ async fn lifecycle(stack: &str, resources: usize, edits: &[(&str, &str)], expect
 async fn opensearch_stack_lifecycle() {
     lifecycle(
         "crime-data.yaml",
-        7,
+        8,
         &[
             ("shards: 1, retention_hours: 24", "shards: 2, retention_hours: 48"),
             ("buffering: { size_mb: 1, interval_s: 60 }", "buffering: { size_mb: 2, interval_s: 60 }"),
             ("memory_mb: 128", "memory_mb: 256"),
+            ("{ name: beat, type: keyword, from: beat }", "{ name: beat, type: text, from: beat }"),
         ],
         &[
             ("kinesis_stream.DataStream", &["shards", "retention_hours"]),
-            ("lambda_function.transform-firehose-data", &["memory_mb"]),
+            // One schema drives the transform and the index: both change.
+            (
+                "lambda_function.transform-firehose-data",
+                &["memory_mb", "environment.PIPECTL_LAYOUT", "environment.PIPECTL_SCHEMA"],
+            ),
+            ("index_template.kinesis/crime-data", &["mappings.beat"]),
             // The transform's processor buffer follows the destination's (within 1-3 MB).
             ("delivery_stream.firehose", &["buffering.size_mb", "processing.BufferSizeInMBs"]),
         ],
+        ("beat", "keyword", "text"),
     )
     .await;
 }
@@ -176,7 +249,7 @@ async fn opensearch_stack_lifecycle() {
 async fn elasticsearch_stack_lifecycle() {
     lifecycle(
         "two-feeds-es.yaml",
-        10,
+        12,
         &[
             ("shards: 2, retention_hours: 48", "shards: 4, retention_hours: 24"),
             (
@@ -187,10 +260,15 @@ async fn elasticsearch_stack_lifecycle() {
                 "transform: { function: city-crime-transform }",
                 "transform: { function: city-crime-transform, memory_mb: 512 }",
             ),
+            ("{ name: district, type: integer, from: district }", "{ name: district, type: keyword, from: district }"),
         ],
         &[
             ("kinesis_stream.city-crime", &["shards", "retention_hours"]),
-            ("lambda_function.city-crime-transform", &["memory_mb"]),
+            (
+                "lambda_function.city-crime-transform",
+                &["memory_mb", "environment.PIPECTL_LAYOUT", "environment.PIPECTL_SCHEMA"],
+            ),
+            ("index_template.city-feeds/crime", &["mappings.district"]),
             (
                 "delivery_stream.city-crime-delivery",
                 &[
@@ -201,6 +279,7 @@ async fn elasticsearch_stack_lifecycle() {
                 ],
             ),
         ],
+        ("district", "long", "keyword"),
     )
     .await;
 }
@@ -339,6 +418,8 @@ async fn replacement_needs_allow_replace_and_removed_pipelines_are_deleted() {
         ("delivery_stream.city-sensors-delivery".into(), "delete".into(), vec![]),
         ("iam_role.city-feeds-firehose".into(), "update".into(), vec!["inline_policy.delivery".into()]),
         ("iam_role.city-feeds-lambda".into(), "update".into(), vec!["inline_policy.logs".into()]),
+        // Found by listing the domain's templates (its _meta names the stack).
+        ("index_template.city-feeds/sensors".into(), "delete".into(), vec![]),
         ("kinesis_stream.city-sensors".into(), "delete".into(), vec![]),
         ("lambda_function.city-sensors-transform".into(), "delete".into(), vec![]),
     ];
@@ -353,4 +434,46 @@ async fn replacement_needs_allow_replace_and_removed_pipelines_are_deleted() {
     assert!(live(&m, Kind::KinesisStream, "city-sensors").await.is_none());
     assert!(live(&m, Kind::KinesisStream, "city-crime").await.is_some());
     m.pipectl(&["destroy", "-f", &spec3, "--yes"]).ok();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_domain_that_refuses_us_gives_a_clear_error_and_the_fix_works() {
+    let m = Moto::start();
+    let dir = Scratch::new("refused");
+    let art = artifacts();
+    // The account is not admitted and the caller (the stand-in sees 203.0.113.10) is not in
+    // the allowed range: everything but the search side is created, then the domain says 403.
+    let text = common::stack_text("crime-data.yaml").replace("allow_account: true", "allow_account: false");
+    let spec = dir.write("stack.yaml", &text);
+    let out = m.pipectl(&["apply", "-f", &spec, "--yes", "--artifacts", &art]).code(1);
+    let err = &out.stderr;
+    assert!(err.contains("index_template.kinesis/crime-data: FAILED"), "{err}");
+    // The put reads the template first (it never overwrites one that is not the stack's).
+    assert!(err.contains("the domain's access policy refused GET"), "{err}");
+    assert!(err.contains("AccessDenied") && err.contains("es:ESHttpGet") && err.contains("is not authorized"), "{err}");
+    assert!(err.contains("search.access.allow_ips") && err.contains("allow_account: true"), "{err}");
+    // Nothing is delivered into a dynamically mapped index: the delivery stream waits for it.
+    assert!(err.contains("delivery_stream.firehose: skipped (index_template.kinesis/crime-data failed)"), "{err}");
+    assert!(live(&m, Kind::DeliveryStream, "firehose").await.is_none());
+    // plan: the template cannot be read, a conflict that says why; nothing done blind.
+    let out = m.pipectl(&["plan", "-f", &spec, "--artifacts", &art]).code(1);
+    assert!(
+        out.stdout.contains("cannot read the index template") && out.stdout.contains("allow_ips"),
+        "{}",
+        out.stdout
+    );
+
+    // The fix the message names: the caller's address in allow_ips.
+    let fixed = text.replace("[\"1.1.1.1/32\"]", &format!("[\"1.1.1.1/32\", \"{}/32\"]", common::SEARCH_CLIENT_IP));
+    let spec2 = dir.write("stack2.yaml", &fixed);
+    let out = m.pipectl(&["apply", "-f", &spec2, "--yes", "--artifacts", &art]).ok();
+    assert!(out.stdout.contains("~ index_template.kinesis/crime-data"), "{}", out.stdout);
+    assert!(out.stdout.contains("it is put after the domain's update in this plan"), "{}", out.stdout);
+    assert!(out.stdout.contains("~ search_domain.kinesis"), "{}", out.stdout);
+    m.pipectl(&["plan", "-f", &spec2, "--detailed-exitcode", "--artifacts", &art]).code(0);
+    assert!(m.search_state()["kinesis"]["templates"]["crime-data"].is_object());
+    // The refusals were policy refusals of correctly signed requests, never bad signatures.
+    let log = m.search_log();
+    assert!(log.iter().any(|e| e["status"] == 403));
+    assert!(log.iter().all(|e| e["signature_ok"] == true), "{log:?}");
 }

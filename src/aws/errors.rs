@@ -70,6 +70,24 @@ impl AwsError {
         )
     }
 
+    /// A failed request to a domain's REST endpoint (see `search`), classified by the caller.
+    pub fn http(
+        op: &str,
+        resource: &str,
+        code: &str,
+        message: String,
+        status: Option<u16>,
+        class: ErrorClass,
+    ) -> AwsError {
+        AwsError { op: op.into(), resource: resource.into(), code: code.into(), message, status, class, source: None }
+    }
+
+    /// The same error in another class (a local "not found", say).
+    pub fn with_class(mut self, class: ErrorClass) -> AwsError {
+        self.class = class;
+        self
+    }
+
     /// An error raised by pipectl itself about a resource (not an SDK failure).
     pub fn local(op: &str, resource: &str, code: &str, message: impl Into<String>) -> AwsError {
         AwsError {

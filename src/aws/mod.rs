@@ -11,6 +11,7 @@
 //! most that many HTTP requests; nothing multiplies it.
 
 pub mod errors;
+pub mod search;
 pub mod wait;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -43,6 +44,8 @@ pub struct Target {
     /// SDK attempts per call. `None`: 1, since `Aws::call` does the retrying (see the module
     /// header); the producer also sets 1 and retries per record itself.
     pub max_attempts: Option<u32>,
+    /// Where to reach the domain's REST endpoint instead of the endpoint AWS reports.
+    pub search_endpoint_url: Option<String>,
 }
 
 /// Counts every HTTP attempt, for the "API calls" figure of plan/apply.
@@ -82,6 +85,8 @@ pub struct Aws {
     pub sts: aws_sdk_sts::Client,
     pub tagging: aws_sdk_resourcegroupstagging::Client,
     pub cloudwatch: aws_sdk_cloudwatch::Client,
+    /// Signed requests to the domain's REST endpoint (index templates).
+    pub search: search::Search,
     pub region: String,
     pub calls: CallCounter,
     /// Retry and poll timing for every call made through `call`.
@@ -115,7 +120,9 @@ pub async fn sdk_config(t: &Target, spec_region: Option<&str>) -> Result<aws_con
 impl Aws {
     pub async fn connect(t: &Target, spec_region: Option<&str>) -> Result<Aws, NoRegion> {
         let cfg = sdk_config(t, spec_region).await?;
-        Ok(Aws::from_config(&cfg, t.endpoint_url.is_some()))
+        let mut aws = Aws::from_config(&cfg, t.endpoint_url.is_some());
+        aws.search.endpoint_override = t.search_endpoint_url.clone();
+        Ok(aws)
     }
 
     pub fn from_config(cfg: &aws_config::SdkConfig, custom_endpoint: bool) -> Aws {
@@ -138,6 +145,7 @@ impl Aws {
             sts: client!(aws_sdk_sts),
             tagging: client!(aws_sdk_resourcegroupstagging),
             cloudwatch: client!(aws_sdk_cloudwatch),
+            search: search::Search::new(cfg, calls.clone()),
             region: cfg.region().map(|r| r.to_string()).unwrap_or_default(),
             calls,
             timing: Timing::from_env(),
@@ -173,6 +181,11 @@ impl Aws {
             async move { fut.await.map_err(|e| errors::from_sdk(op, resource, e)) }
         })
         .await
+    }
+
+    /// One signed request to a domain's REST endpoint (see `search::Search::request`).
+    pub async fn domain(&self, call: search::Call<'_>) -> Result<search::Reply, AwsError> {
+        self.search.request(&self.timing, &|_, _, _| {}, call).await
     }
 
     /// The account id of the caller (STS GetCallerIdentity; aws-config already depends on STS).

@@ -91,6 +91,12 @@ impl Ctx<'_> {
         self.aws.call_observed(op, resource, &report, f).await
     }
 
+    /// One signed request to a domain's REST endpoint, reporting each retry as an event.
+    pub async fn domain(&self, call: super::search::Call<'_>) -> Result<super::search::Reply, AwsError> {
+        let report = |e: &AwsError, attempt: u32, delay: Duration| self.retrying(call.op, e, attempt, delay);
+        self.aws.search.request(&self.aws.timing, &report, call).await
+    }
+
     fn retrying(&self, what: &str, e: &AwsError, attempt: u32, delay: Duration) {
         self.obs.event(Event::Retrying {
             id: self.id.to_string(),

@@ -115,6 +115,7 @@ pub(super) fn target(g: &Global) -> Target {
         profile: g.profile.clone(),
         endpoint_url: g.endpoint_url.clone(),
         max_attempts: None,
+        search_endpoint_url: g.search_endpoint_url.clone(),
     }
 }
 

@@ -136,7 +136,9 @@ pub fn invoke(a: InvokeArgs) -> CliResult {
     let schema = &p.schema;
     let compiled = crate::schema::Compiled::new(schema);
     if a.mapping {
-        println!("{}", serde_json::to_string_pretty(&schema.index_template(&p.delivery.index))?);
+        // The body `apply` puts as `_index_template/<index>` on the domain.
+        let t = crate::model::index_template(&loaded.spec, p);
+        println!("{}", serde_json::to_string_pretty(&t.body())?);
         return Ok(ExitCode::SUCCESS);
     }
     if let Some(path) = a.event {

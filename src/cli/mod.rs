@@ -43,6 +43,11 @@ pub struct Global {
     /// Send every AWS call to this endpoint (e.g. a local moto server).
     #[arg(long, global = true, env = "AWS_ENDPOINT_URL")]
     pub endpoint_url: Option<String>,
+    /// Reach the search domain's REST endpoint (index templates) at this URL instead of the
+    /// endpoint AWS reports: a tunnel or proxy to a domain, or a local stand-in. Requests are
+    /// still signed for the domain's region.
+    #[arg(long, global = true, env = "PIPECTL_SEARCH_ENDPOINT_URL", value_name = "URL")]
+    pub search_endpoint_url: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -92,6 +92,7 @@ pub async fn run(global: &Global, args: ProduceArgs) -> CliResult {
             // The producer retries per record itself; an SDK retry of a whole PutRecords
             // would resend records that were already stored.
             max_attempts: Some(1),
+            search_endpoint_url: None,
         };
         let cfg = sdk_config(&target, spec.region.as_deref()).await?;
         // A stalled call must not hang the run: it ends after the attempt timeout with an

@@ -35,6 +35,9 @@ pub struct Target<'a> {
 
 /// The attributes of a resource to be created, for display.
 fn creation_summary(d: &Desired) -> Vec<Change> {
+    if let Desired::IndexTemplate(t) = d {
+        return crate::resources::template::summary(t);
+    }
     let Ok(Value::Object(m)) = serde_json::to_value(d) else { return vec![] };
     let mut out: Vec<Change> = m
         .into_iter()
@@ -73,9 +76,18 @@ pub fn build(t: &Target<'_>, desired: &[Desired], observed: &Observed, opts: Opt
 
     match opts.mode {
         Mode::Apply => {
-            for d in desired {
+            // Containers first (a kind's rank orders it after what it lives in), so that what
+            // lives in a created or replaced resource is created in the new one.
+            let mut in_order: Vec<&Desired> = desired.iter().collect();
+            in_order.sort_by_key(|d| d.id().kind.rank());
+            let mut renewed: BTreeSet<ResourceId> = BTreeSet::new();
+            let mut changed: BTreeSet<ResourceId> = BTreeSet::new();
+            for d in in_order {
                 let id = d.id();
-                let Some(live) = live_of(&id) else {
+                let container_renewed = d.container().is_some_and(|c| renewed.contains(&c));
+                let live = if container_renewed { None } else { live_of(&id) };
+                let Some(live) = live else {
+                    renewed.insert(id.clone());
                     steps.push(Step {
                         id,
                         action: Action::Create,
@@ -83,12 +95,33 @@ pub fn build(t: &Target<'_>, desired: &[Desired], observed: &Observed, opts: Opt
                         changes: creation_summary(d),
                         data_loss: None,
                         deployment: None,
+                        note: None,
                         require_owner: None,
                         ops: vec![d.create_op()],
                     });
                     continue;
                 };
                 if let Some(why) = live.blocker() {
+                    // A template the domain will not show us, in a domain this plan updates first
+                    // (typically its access policy, to admit us): it is put after that update
+                    // (the put reads it first and refuses one that is not the stack's).
+                    // Otherwise a conflict.
+                    if d.container().is_some_and(|c| changed.contains(&c)) {
+                        steps.push(Step {
+                            id: id.clone(),
+                            action: Action::Update,
+                            depends_on: vec![],
+                            changes: vec![Change::new("readable", why, "after the domain's update")],
+                            data_loss: None,
+                            deployment: None,
+                            note: Some(
+                                "the domain refuses to show it now; it is put after the domain's update in this plan (which must admit this caller), and only if it is absent or this stack's".into(),
+                            ),
+                            require_owner: None,
+                            ops: vec![d.create_op()],
+                        });
+                        continue;
+                    }
                     conflicts.push(Conflict { id: id.clone(), message: format!("{id}: {why}") });
                     continue;
                 }
@@ -114,6 +147,11 @@ pub fn build(t: &Target<'_>, desired: &[Desired], observed: &Observed, opts: Opt
                 // became ACTIVE, a function Lambda could not set up, a domain already being
                 // deleted) holds nothing that the replacement loses.
                 let failed_only = changes.iter().filter(|c| c.forces_replace).all(|c| is_health(&c.attr));
+                if replace {
+                    renewed.insert(id.clone());
+                } else {
+                    changed.insert(id.clone());
+                }
                 let (action, ops, data_loss) = if replace {
                     (
                         Action::Replace,
@@ -137,6 +175,7 @@ pub fn build(t: &Target<'_>, desired: &[Desired], observed: &Observed, opts: Opt
                     changes,
                     data_loss,
                     deployment: None,
+                    note: None,
                     require_owner,
                     ops,
                 });
@@ -209,6 +248,7 @@ fn delete_step(stack: &str, id: &ResourceId, live: &Live, purge: bool) -> Step {
     Step {
         require_owner: Some(stack.to_string()),
         deployment: None,
+        note: None,
         id: id.clone(),
         action: Action::Delete,
         depends_on: vec![],

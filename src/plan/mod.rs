@@ -58,6 +58,10 @@ pub struct Step {
     /// For display: what is lost (delete, replace).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_loss: Option<String>,
+    /// What else the reader must know about how the change takes effect (read at plan time,
+    /// for display): e.g. indices an index template will not change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
     /// How AWS says it will carry the change out (OpenSearch's dry run), for display.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deployment: Option<Deployment>,

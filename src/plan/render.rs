@@ -72,6 +72,9 @@ pub fn text(plan: &Plan) -> String {
         if let Some(loss) = &s.data_loss {
             let _ = writeln!(o, "      ! loses: {loss}");
         }
+        if let Some(n) = &s.note {
+            let _ = writeln!(o, "      note: {n}");
+        }
         if let Some(d) = &s.deployment {
             let what = if d.is_blue_green() {
                 "a blue/green deployment: can take hours, and runs twice the nodes until it ends"

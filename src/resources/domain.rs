@@ -103,7 +103,7 @@ pub struct Update {
     pub tags: TagUpdate,
 }
 /// DescribeDomain alone; `None` when the domain does not exist.
-async fn describe(aws: &Aws, name: &str) -> Result<Option<DomainStatus>, AwsError> {
+pub(crate) async fn describe(aws: &Aws, name: &str) -> Result<Option<DomainStatus>, AwsError> {
     let out = found(
         aws.call("opensearch:DescribeDomain", name, || aws.opensearch.describe_domain().domain_name(name).send()).await,
     )?;

@@ -9,6 +9,7 @@ pub mod function;
 pub mod normalize;
 pub mod role;
 pub mod stream;
+pub mod template;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -29,16 +30,18 @@ pub enum Kind {
     KinesisStream,
     SearchDomain,
     LambdaFunction,
+    IndexTemplate,
     DeliveryStream,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 7] = [
         Kind::IamRole,
         Kind::S3Bucket,
         Kind::KinesisStream,
         Kind::SearchDomain,
         Kind::LambdaFunction,
+        Kind::IndexTemplate,
         Kind::DeliveryStream,
     ];
 
@@ -49,6 +52,7 @@ impl Kind {
             Kind::KinesisStream => "kinesis_stream",
             Kind::SearchDomain => "search_domain",
             Kind::LambdaFunction => "lambda_function",
+            Kind::IndexTemplate => "index_template",
             Kind::DeliveryStream => "delivery_stream",
         }
     }
@@ -58,7 +62,8 @@ impl Kind {
         match self {
             Kind::IamRole | Kind::S3Bucket | Kind::KinesisStream => 0,
             Kind::SearchDomain | Kind::LambdaFunction => 1,
-            Kind::DeliveryStream => 2,
+            Kind::IndexTemplate => 2,
+            Kind::DeliveryStream => 3,
         }
     }
 
@@ -68,7 +73,8 @@ impl Kind {
     /// reference), so the kind discovers its own.
     pub fn tagging(self) -> Option<(&'static str, &'static str)> {
         match self {
-            Kind::IamRole => None,
+            // Templates live inside a domain, reached over its REST endpoint.
+            Kind::IamRole | Kind::IndexTemplate => None,
             Kind::S3Bucket => Some(("s3", "")),
             Kind::KinesisStream => Some(("kinesis:stream", "stream/")),
             Kind::SearchDomain => Some(("es:domain", "domain/")),
@@ -89,7 +95,9 @@ impl Kind {
                 "records buffered in Firehose and not yet delivered, and every record written to the stream until a new delivery stream reads it (a new one starts at LATEST)",
             ),
             Kind::S3Bucket => Some("the failed documents stored in the bucket"),
-            Kind::IamRole | Kind::LambdaFunction => None,
+            // A template holds no documents: deleting it changes only the mapping of indices
+            // created afterwards.
+            Kind::IamRole | Kind::LambdaFunction | Kind::IndexTemplate => None,
         }
     }
 }
@@ -220,6 +228,7 @@ pub enum Desired {
     KinesisStream(stream::Desired),
     SearchDomain(domain::Desired),
     LambdaFunction(function::Desired),
+    IndexTemplate(template::Desired),
     DeliveryStream(delivery::Desired),
 }
 
@@ -232,6 +241,7 @@ pub enum Live {
     KinesisStream(stream::Live),
     SearchDomain(domain::Live),
     LambdaFunction(function::Live),
+    IndexTemplate(template::Live),
     DeliveryStream(delivery::Live),
 }
 
@@ -244,6 +254,7 @@ pub enum Op {
     KinesisStream(stream::Op),
     SearchDomain(domain::Op),
     LambdaFunction(function::Op),
+    IndexTemplate(template::Op),
     DeliveryStream(delivery::Op),
 }
 
@@ -255,6 +266,7 @@ impl Desired {
             Desired::KinesisStream(d) => ResourceId::new(Kind::KinesisStream, &d.name),
             Desired::SearchDomain(d) => ResourceId::new(Kind::SearchDomain, &d.name),
             Desired::LambdaFunction(d) => ResourceId::new(Kind::LambdaFunction, &d.name),
+            Desired::IndexTemplate(d) => ResourceId::new(Kind::IndexTemplate, d.id_name()),
             Desired::DeliveryStream(d) => ResourceId::new(Kind::DeliveryStream, &d.name),
         }
     }
@@ -265,7 +277,10 @@ impl Desired {
             Desired::IamRole(_) | Desired::S3Bucket(_) | Desired::KinesisStream(_) => vec![],
             Desired::SearchDomain(d) => vec![ResourceId::new(Kind::IamRole, &d.firehose_role)],
             Desired::LambdaFunction(d) => vec![ResourceId::new(Kind::IamRole, &d.role_name)],
+            Desired::IndexTemplate(d) => vec![ResourceId::new(Kind::SearchDomain, &d.domain)],
+            // The template first: documents delivered before it exists are mapped dynamically.
             Desired::DeliveryStream(d) => vec![
+                ResourceId::new(Kind::IndexTemplate, template::id_name(&d.domain_name, &d.index)),
                 ResourceId::new(Kind::IamRole, &d.role_name),
                 ResourceId::new(Kind::KinesisStream, &d.stream_name),
                 ResourceId::new(Kind::LambdaFunction, &d.function_name),
@@ -282,7 +297,24 @@ impl Desired {
             Desired::KinesisStream(d) => Op::KinesisStream(stream::Op::Create(d.clone())),
             Desired::SearchDomain(d) => Op::SearchDomain(domain::Op::Create(d.clone())),
             Desired::LambdaFunction(d) => Op::LambdaFunction(function::Op::Create(d.clone())),
+            Desired::IndexTemplate(d) => {
+                Op::IndexTemplate(template::Op::Put { template: Box::new(d.clone()), take_over: false })
+            }
             Desired::DeliveryStream(d) => Op::DeliveryStream(delivery::Op::Create(d.clone())),
+        }
+    }
+
+    /// The resource this one lives inside: when that one is created or replaced, this one is
+    /// created in it whatever was read (a new domain has no templates).
+    pub fn container(&self) -> Option<ResourceId> {
+        match self {
+            Desired::IndexTemplate(d) => Some(ResourceId::new(Kind::SearchDomain, &d.domain)),
+            Desired::IamRole(_)
+            | Desired::S3Bucket(_)
+            | Desired::KinesisStream(_)
+            | Desired::SearchDomain(_)
+            | Desired::LambdaFunction(_)
+            | Desired::DeliveryStream(_) => None,
         }
     }
 }
@@ -295,6 +327,7 @@ pub fn diff(want: &Desired, have: &Live) -> Vec<Change> {
         (Desired::KinesisStream(w), Live::KinesisStream(h)) => stream::diff(w, h),
         (Desired::SearchDomain(w), Live::SearchDomain(h)) => domain::diff(w, h),
         (Desired::LambdaFunction(w), Live::LambdaFunction(h)) => function::diff(w, h),
+        (Desired::IndexTemplate(w), Live::IndexTemplate(h)) => template::diff(w, h),
         (Desired::DeliveryStream(w), Live::DeliveryStream(h)) => delivery::diff(w, h),
         _ => vec![Change::new("kind", "mismatch", "mismatch").replacing()],
     }
@@ -308,6 +341,11 @@ pub fn update_op(want: &Desired, have: &Live) -> Op {
         (Desired::KinesisStream(w), Live::KinesisStream(h)) => Op::KinesisStream(stream::update_op(w, h)),
         (Desired::SearchDomain(w), Live::SearchDomain(h)) => Op::SearchDomain(domain::update_op(w, h)),
         (Desired::LambdaFunction(w), Live::LambdaFunction(h)) => Op::LambdaFunction(function::update_op(w, h)),
+        // PUT replaces the whole template; one without the stack's `_meta` is being adopted.
+        (Desired::IndexTemplate(w), Live::IndexTemplate(h)) => Op::IndexTemplate(template::Op::Put {
+            template: Box::new(w.clone()),
+            take_over: h.tags.get(crate::spec::STACK_TAG) != w.tags.get(crate::spec::STACK_TAG),
+        }),
         (Desired::DeliveryStream(w), Live::DeliveryStream(h)) => Op::DeliveryStream(delivery::update_op(w, h)),
         _ => unreachable!("desired and live of one id share a kind"),
     }
@@ -321,6 +359,7 @@ impl Live {
             Live::KinesisStream(l) => &l.tags,
             Live::SearchDomain(l) => &l.tags,
             Live::LambdaFunction(l) => &l.tags,
+            Live::IndexTemplate(l) => &l.tags,
             Live::DeliveryStream(l) => &l.tags,
         }
     }
@@ -337,6 +376,9 @@ impl Live {
             Live::KinesisStream(_) => Op::KinesisStream(stream::Op::Delete { name }),
             Live::SearchDomain(_) => Op::SearchDomain(domain::Op::Delete { name }),
             Live::LambdaFunction(_) => Op::LambdaFunction(function::Op::Delete { name }),
+            Live::IndexTemplate(l) => {
+                Op::IndexTemplate(template::Op::Delete { domain: l.domain.clone(), name: l.name.clone() })
+            }
             Live::DeliveryStream(_) => Op::DeliveryStream(delivery::Op::Delete { name }),
         }
     }
@@ -345,6 +387,7 @@ impl Live {
     pub fn blocker(&self) -> Option<&str> {
         match self {
             Live::S3Bucket(l) => l.unusable.as_deref(),
+            Live::IndexTemplate(l) => l.unreadable.as_deref(),
             Live::IamRole(_)
             | Live::KinesisStream(_)
             | Live::SearchDomain(_)
@@ -374,7 +417,7 @@ impl Live {
                 d.endpoint = None;
             }
             Live::KinesisStream(s) => s.status.clear(),
-            Live::IamRole(_) | Live::DeliveryStream(_) => {}
+            Live::IamRole(_) | Live::DeliveryStream(_) | Live::IndexTemplate(_) => {}
         }
         l
     }
@@ -404,6 +447,7 @@ pub async fn read(aws: &Aws, id: &ResourceId) -> Result<Option<Live>, AwsError> 
         Kind::KinesisStream => stream::read(aws, &id.name).await?.map(Live::KinesisStream),
         Kind::SearchDomain => domain::read(aws, &id.name).await?.map(Live::SearchDomain),
         Kind::LambdaFunction => function::read(aws, &id.name).await?.map(Live::LambdaFunction),
+        Kind::IndexTemplate => template::read(aws, &id.name).await?.map(Live::IndexTemplate),
         Kind::DeliveryStream => delivery::read(aws, &id.name).await?.map(Live::DeliveryStream),
     })
 }
@@ -461,9 +505,12 @@ pub async fn discover(aws: &Aws, stack: &str) -> Result<Vec<ResourceId>, AwsErro
             break;
         }
     }
+    let domains: Vec<String> =
+        ids.iter().filter(|id| id.kind == Kind::SearchDomain).map(|id| id.name.clone()).collect();
     for kind in Kind::ALL.into_iter().filter(|k| k.tagging().is_none()) {
         let names = match kind {
             Kind::IamRole => role::discover(aws, stack).await?,
+            Kind::IndexTemplate => template::discover(aws, stack, &domains).await?,
             _ => unreachable!("only kinds without Tagging API support discover themselves"),
         };
         ids.extend(names.into_iter().map(|n| ResourceId::new(kind, n)));
@@ -482,6 +529,7 @@ pub async fn read_tags(aws: &Aws, id: &ResourceId) -> Result<Tags, AwsError> {
         Kind::KinesisStream => stream::read_tags(aws, name).await,
         Kind::SearchDomain => domain::read_tags(aws, name).await,
         Kind::LambdaFunction => function::read_tags(aws, name).await,
+        Kind::IndexTemplate => template::read_tags(aws, name).await,
         Kind::DeliveryStream => delivery::read_tags(aws, name).await,
     };
     Ok(found(tags)?.unwrap_or_default())
@@ -493,6 +541,22 @@ pub async fn deployment(aws: &Aws, op: &Op) -> Result<Option<(String, String)>, 
     match op {
         Op::SearchDomain(domain::Op::Update(u)) => domain::deployment(aws, u).await,
         Op::SearchDomain(_)
+        | Op::IamRole(_)
+        | Op::S3Bucket(_)
+        | Op::KinesisStream(_)
+        | Op::LambdaFunction(_)
+        | Op::IndexTemplate(_)
+        | Op::DeliveryStream(_) => Ok(None),
+    }
+}
+
+/// What the plan should say about how `op` takes effect, when AWS state decides it (read at
+/// plan time, display only): today, indices that an index template will not change.
+pub async fn note(aws: &Aws, op: &Op) -> Result<Option<String>, AwsError> {
+    match op {
+        Op::IndexTemplate(template::Op::Put { template: d, .. }) => template::note(aws, d).await,
+        Op::IndexTemplate(_)
+        | Op::SearchDomain(_)
         | Op::IamRole(_)
         | Op::S3Bucket(_)
         | Op::KinesisStream(_)
@@ -513,6 +577,7 @@ pub async fn limit_violations(aws: &Aws, d: &Desired) -> Result<Vec<String>, Aws
         | Desired::S3Bucket(_)
         | Desired::KinesisStream(_)
         | Desired::LambdaFunction(_)
+        | Desired::IndexTemplate(_)
         | Desired::DeliveryStream(_) => Ok(vec![]),
     }
 }
@@ -525,6 +590,7 @@ pub async fn execute(ctx: &Ctx<'_>, op: &Op) -> Result<(), AwsError> {
         Op::KinesisStream(o) => stream::execute(ctx, o).await,
         Op::SearchDomain(o) => domain::execute(ctx, o).await,
         Op::LambdaFunction(o) => function::execute(ctx, o).await,
+        Op::IndexTemplate(o) => template::execute(ctx, o).await,
         Op::DeliveryStream(o) => delivery::execute(ctx, o).await,
     }
 }

@@ -17,6 +17,42 @@ fn example_stacks_are_valid() {
     let l = parse("two-feeds-es.yaml", TWO).unwrap_or_else(|d| panic!("{d}"));
     assert_eq!(l.spec.search.family(), EngineFamily::Elasticsearch);
     assert_eq!(l.spec.pipelines.len(), 2);
+    // Its policy admits documentation ranges only and not the account: said, not refused.
+    assert_eq!(l.warnings.items.len(), 1, "{}", l.warnings);
+    assert!(
+        l.warnings.to_string().contains("nothing, pipectl included, can set up the index template"),
+        "{}",
+        l.warnings
+    );
+}
+
+#[test]
+fn a_policy_nobody_can_pass_is_warned_about() {
+    let warned = |src: &str| parse("w.yaml", src).unwrap_or_else(|d| panic!("{d}")).warnings.to_string();
+    let no_account = CRIME.replace("allow_account: true", "allow_account: false");
+    // 1.1.1.1 is a public address: a caller can be there.
+    assert!(!warned(&no_account).contains("index template"), "{}", warned(&no_account));
+    for ranges in ["[\"10.0.0.0/8\"]", "[\"192.168.1.0/24\", \"2001:db8::/48\"]", "[\"127.0.0.1/32\"]"] {
+        let w = warned(&no_account.replace("[\"1.1.1.1/32\"]", ranges));
+        assert!(w.contains("nothing, pipectl included, can set up the index template"), "{ranges}: {w}");
+    }
+    // A range larger than a private block may hold public addresses.
+    assert!(!warned(&no_account.replace("[\"1.1.1.1/32\"]", "[\"8.0.0.0/4\"]")).contains("index template"));
+    // The account admitted: whatever the ranges.
+    assert!(!warned(&CRIME.replace("[\"1.1.1.1/32\"]", "[\"10.0.0.0/8\"]")).contains("index template"));
+}
+
+#[test]
+fn overlapping_index_templates_are_refused() {
+    let d = parse("two.yaml", &TWO.replace("index: sensors", "index: crime-sensors")).unwrap_err();
+    let text = d.to_string();
+    assert!(
+        text.contains("index \"crime-sensors\" matches the index template pattern \"crime-*\" of pipelines[0]"),
+        "{text}"
+    );
+    assert!(text.contains("two.yaml:51:"), "{text}");
+    // A shared prefix without the dash is fine.
+    parse("two.yaml", &TWO.replace("index: sensors", "index: crimesensors")).unwrap_or_else(|d| panic!("{d}"));
 }
 
 /// Where `needle` first appears at or after the line of `anchor` in `text`.
@@ -92,6 +128,7 @@ const CASES: &[(&str, &str, &str, &str)] = &[
         "every IPv6 address",
     ),
     ("engine: OpenSearch_2.13", "engine: Elasticsearch_6.8", "Elasticsearch_6.8", "is not supported"),
+    ("engine: OpenSearch_2.13", "engine: Elasticsearch_7.7", "Elasticsearch_7.7", "no composable index templates"),
     ("engine: OpenSearch_2.13", "engine: Elasticsearch_5.6", "Elasticsearch_5.6", "is not supported"),
     ("name: crime-data-firehose-backup", "name: Crime_Backup", "Crime_Backup", "invalid bucket name"),
     ("name: crime-data-firehose-backup", "name: ab", "ab", "must be 3-63"),

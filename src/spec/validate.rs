@@ -197,6 +197,35 @@ pub(super) fn validate(spec: &Spec, index: &PosIndex) -> Vec<Diagnostic> {
         }
     }
 
+    // The index templates use the composable template API (`_index_template`), which
+    // Elasticsearch added in 7.8 ("Index templates", Elasticsearch 7.8 reference); OpenSearch
+    // has it in every version.
+    if let Some(v) = d.engine.strip_prefix("Elasticsearch_") {
+        let mut parts = v.split('.').map(|p| p.parse::<u32>().ok());
+        if let (Some(Some(7)), Some(Some(minor))) = (parts.next(), parts.next()) {
+            if minor < 8 {
+                c.error(
+                    "search.engine",
+                    format!(
+                        "{} has no composable index templates (Elasticsearch 7.8 added them), which pipectl uses to map the schema's fields; use Elasticsearch 7.10 or OpenSearch",
+                        d.engine
+                    ),
+                );
+            }
+        }
+    }
+    // Nothing can set up the index template when the policy admits neither the account nor
+    // any address a request could come from: documentation and private ranges never reach a
+    // public domain endpoint.
+    if !d.access.allow_account && !ranges.is_empty() && ranges.iter().all(|r| unreachable_range(*r)) {
+        c.warn(
+            "search.access",
+            "the access policy admits neither this account (allow_account: false) nor any address a request to the \
+             domain's public endpoint can come from (only documentation, private or loopback ranges): nothing, pipectl \
+             included, can set up the index template. Add your public address to allow_ips, or set allow_account: true",
+        );
+    }
+
     if let Err(why) = bucket_rule(&spec.bucket.name) {
         c.error("bucket.name", format!("invalid bucket name {:?}: {why}", spec.bucket.name));
     }
@@ -323,7 +352,64 @@ pub(super) fn validate(spec: &Spec, index: &PosIndex) -> Vec<Diagnostic> {
             }
         }
     }
+    // Each pipeline's template covers `index` and `index-*`; composable templates of one
+    // priority may not overlap (the domain refuses the second), and one index would take the
+    // mapping of another pipeline's schema.
+    for (i, p) in spec.pipelines.iter().enumerate() {
+        for (j, q) in spec.pipelines.iter().enumerate() {
+            if i != j && q.delivery.index.starts_with(&format!("{}-", p.delivery.index)) {
+                c.error(
+                    &format!("pipelines[{j}].delivery.index"),
+                    format!(
+                        "index {:?} matches the index template pattern {:?} of pipelines[{i}] (index {:?}); choose an index name that does not start with \"{}-\"",
+                        q.delivery.index,
+                        format!("{}-*", p.delivery.index),
+                        p.delivery.index,
+                        p.delivery.index
+                    ),
+                );
+            }
+        }
+    }
     c.out
+}
+
+/// Documentation (RFC 5737, RFC 3849), private (RFC 1918, RFC 4193), loopback, link-local and
+/// unspecified ranges: no request reaches a public domain endpoint from them.
+fn unreachable_range((ip, prefix): (IpAddr, u8)) -> bool {
+    let within = |net: IpAddr, bits: u8| {
+        if prefix < bits {
+            return false;
+        }
+        match (ip, net) {
+            (IpAddr::V4(a), IpAddr::V4(n)) => {
+                let mask = if bits == 0 { 0 } else { u32::MAX << (32 - u32::from(bits)) };
+                u32::from(a) & mask == u32::from(n) & mask
+            }
+            (IpAddr::V6(a), IpAddr::V6(n)) => {
+                let mask = if bits == 0 { 0 } else { u128::MAX << (128 - u32::from(bits)) };
+                u128::from(a) & mask == u128::from(n) & mask
+            }
+            _ => false,
+        }
+    };
+    [
+        ("192.0.2.0", 24),
+        ("198.51.100.0", 24),
+        ("203.0.113.0", 24),
+        ("10.0.0.0", 8),
+        ("172.16.0.0", 12),
+        ("192.168.0.0", 16),
+        ("127.0.0.0", 8),
+        ("169.254.0.0", 16),
+        ("0.0.0.0", 32),
+        ("2001:db8::", 32),
+        ("fc00::", 7),
+        ("fe80::", 10),
+        ("::1", 128),
+    ]
+    .iter()
+    .any(|(net, bits)| within(net.parse().expect("valid network"), *bits))
 }
 
 fn validate_schema(c: &mut Checker<'_>, spec: &Spec, i: usize) {

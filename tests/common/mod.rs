@@ -11,6 +11,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 pub const REGION: &str = "eu-west-1";
+/// The caller's address as the domain stand-in sees it (`PIPECTL_SEARCH_CLIENT_IP`).
+pub const SEARCH_CLIENT_IP: &str = "203.0.113.10";
 
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -65,6 +67,10 @@ impl Moto {
                 .arg(root().join("scripts/moto_shim.py"))
                 .args(["-H", "127.0.0.1", "-p", &port.to_string()])
                 .env("PIPECTL_AWS_LIKE", behaviours)
+                // The caller's public address as the domain stand-in sees it (instead of
+                // 127.0.0.1): inside the documentation range the ES example stack admits, so
+                // both example stacks can set up their index templates.
+                .env("PIPECTL_SEARCH_CLIENT_IP", SEARCH_CLIENT_IP)
                 .stdout(Stdio::null())
                 .stderr(std::fs::File::create(&log).unwrap())
                 .spawn()
@@ -96,6 +102,26 @@ impl Moto {
 
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The domain REST stand-in of this server (scripts/search_standin.py), as pipectl's
+    /// `--search-endpoint-url`.
+    pub fn search_endpoint(&self) -> String {
+        format!("{}/_pipectl/search", self.endpoint())
+    }
+
+    /// What the domain stand-in holds: `{domain: {templates, indices, saved_objects}}`.
+    pub fn search_state(&self) -> serde_json::Value {
+        let (status, body) = self.http("GET", "/_pipectl/search-state", "");
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    /// Every request the domain stand-in has seen, with its signature verdict.
+    pub fn search_log(&self) -> Vec<serde_json::Value> {
+        let (status, body) = self.http("GET", "/_pipectl/search-log", "");
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
     }
 
     /// Arms emulator faults (`POST /_pipectl/faults`, see scripts/aws_like.py).
@@ -138,7 +164,9 @@ impl Moto {
     }
 
     pub async fn aws(&self) -> pipectl::aws::Aws {
-        pipectl::aws::Aws::from_config(&self.sdk().await, true)
+        let mut aws = pipectl::aws::Aws::from_config(&self.sdk().await, true);
+        aws.search.endpoint_override = Some(self.search_endpoint());
+        aws
     }
 
     /// Runs the real pipectl binary against this server.
@@ -176,6 +204,9 @@ pub fn run_bin(bin: &str, args: &[&str], endpoint: &str) -> Run {
         .args(args)
         .current_dir(root())
         .env("AWS_ENDPOINT_URL", endpoint)
+        // moto has no domain data plane: the domain's REST calls go to the stand-in that
+        // scripts/search_standin.py mounts on the same server (see Moto::search_endpoint).
+        .env("PIPECTL_SEARCH_ENDPOINT_URL", format!("{endpoint}/_pipectl/search"))
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_REGION", REGION)

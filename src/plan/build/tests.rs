@@ -88,6 +88,7 @@ fn converged(d: &Desired) -> Live {
             last_update_status: "Successful".into(),
             tags: f.tags.clone(),
         }),
+        Desired::IndexTemplate(t) => Live::IndexTemplate(crate::resources::template::tests::converged(t)),
         Desired::DeliveryStream(x) => Live::DeliveryStream(delivery::Live {
             name: x.name.clone(),
             arn: format!("arn:aws:firehose:eu-west-1:123456789012:deliverystream/{}", x.name),
@@ -150,12 +151,19 @@ fn nothing_to_do_when_converged() {
 fn everything_is_created_in_dependency_order() {
     let d = desired();
     let p = build(&T, &d, &nothing(&d), APPLY);
-    assert_eq!(p.counts().add, 7);
+    assert_eq!(p.counts().add, 8);
     let pos = |k: Kind| p.steps.iter().position(|s| s.id.kind == k).unwrap();
     assert!(pos(Kind::IamRole) < pos(Kind::LambdaFunction));
     assert!(pos(Kind::LambdaFunction) < pos(Kind::DeliveryStream));
+    // The index template after its domain, the delivery stream after the template: nothing is
+    // delivered before the mapping is in place.
+    assert!(pos(Kind::SearchDomain) < pos(Kind::IndexTemplate));
+    assert!(pos(Kind::IndexTemplate) < pos(Kind::DeliveryStream));
+    let t = p.steps.iter().find(|s| s.id.kind == Kind::IndexTemplate).unwrap();
+    assert_eq!(t.depends_on, vec![id(Kind::SearchDomain, "kinesis")]);
     let del = p.steps.iter().find(|s| s.id.kind == Kind::DeliveryStream).unwrap();
-    assert_eq!(del.depends_on.len(), 5, "{:?}", del.depends_on);
+    assert_eq!(del.depends_on.len(), 6, "{:?}", del.depends_on);
+    assert!(del.depends_on.contains(&id(Kind::IndexTemplate, "kinesis/crime-data")));
     let f = p.steps.iter().find(|s| s.id.kind == Kind::LambdaFunction).unwrap();
     assert_eq!(f.depends_on, vec![id(Kind::IamRole, "crime-data-lambda")]);
 }
@@ -285,7 +293,7 @@ fn destroy_deletes_owned_in_reverse_order_and_keeps_full_buckets_unless_purged()
     let Live::S3Bucket(b) = live_mut(&mut o, &id(Kind::S3Bucket, "crime-data-firehose-backup")) else { panic!() };
     b.objects = 3;
     let p = build(&T, &d, &o, DESTROY);
-    assert_eq!(p.counts().destroy, 7);
+    assert_eq!(p.counts().destroy, 8);
     assert_eq!(p.steps[0].id.kind, Kind::DeliveryStream);
     assert_eq!(p.steps.last().unwrap().id.kind.rank(), 0);
     let bstep = p.steps.iter().find(|s| s.id.kind == Kind::S3Bucket).unwrap();
@@ -376,4 +384,67 @@ fn a_wire_layout_change_says_what_happens_to_records_in_flight() {
     let p = build(&T, &d, &o, APPLY);
     assert_eq!(p.steps.len(), 1);
     assert_eq!(p.steps[0].data_loss, None);
+}
+
+#[test]
+fn a_template_is_created_in_a_domain_that_is_replaced() {
+    let d = desired();
+    let tid = id(Kind::IndexTemplate, "kinesis/crime-data");
+    // The old domain holds the template; the new one will not.
+    let mut o = all_live(&d);
+    let Live::SearchDomain(x) = live_mut(&mut o, &id(Kind::SearchDomain, "kinesis")) else { panic!() };
+    // A live engine newer than the spec's: a downgrade, which only a new domain does.
+    x.engine = "OpenSearch_2.15".into();
+    let p = build(&T, &d, &o, APPLY);
+    let actions: Vec<(String, Action)> = p.steps.iter().map(|s| (s.id.to_string(), s.action)).collect();
+    assert_eq!(
+        actions,
+        [("search_domain.kinesis".to_string(), Action::Replace), (tid.to_string(), Action::Create)],
+        "{}",
+        render::text(&p)
+    );
+    let t = p.steps.iter().find(|s| s.id == tid).unwrap();
+    assert_eq!(t.depends_on, vec![id(Kind::SearchDomain, "kinesis")]);
+    // An in-place domain update leaves the template alone.
+    let mut o = all_live(&d);
+    let Live::SearchDomain(x) = live_mut(&mut o, &id(Kind::SearchDomain, "kinesis")) else { panic!() };
+    x.instance_count = 2;
+    assert_eq!(build(&T, &d, &o, APPLY).steps.len(), 1);
+}
+
+#[test]
+fn a_template_the_domain_refuses_to_show_is_a_conflict_and_is_not_touched() {
+    let d = desired();
+    let tid = id(Kind::IndexTemplate, "kinesis/crime-data");
+    let mut o = all_live(&d);
+    let Live::IndexTemplate(t) = live_mut(&mut o, &tid) else { panic!() };
+    t.unreadable = Some("cannot read the index template: refused".into());
+    t.index_pattern = None;
+    t.tags.clear();
+    let p = build(&T, &d, &o, APPLY);
+    assert!(p.steps.is_empty(), "{}", render::text(&p));
+    assert_eq!(p.conflicts.len(), 1);
+    assert!(p.conflicts[0].message.contains("refused"), "{}", p.conflicts[0].message);
+    // ... unless the plan updates the domain first (its policy, to admit us): then it is put
+    // after that update, with the ownership check inside the put.
+    let Live::SearchDomain(x) = live_mut(&mut o, &id(Kind::SearchDomain, "kinesis")) else { panic!() };
+    x.access_policy = serde_json::json!({});
+    let p = build(&T, &d, &o, APPLY);
+    assert!(p.conflicts.is_empty());
+    let t = p.steps.iter().find(|s| s.id == tid).unwrap();
+    assert_eq!(t.action, Action::Update);
+    assert_eq!(t.depends_on, vec![id(Kind::SearchDomain, "kinesis")]);
+    assert!(matches!(
+        &t.ops[..],
+        [crate::resources::Op::IndexTemplate(crate::resources::template::Op::Put { take_over: false, .. })]
+    ));
+    // A mapping edited by hand (drift) is one in-place update of that field.
+    let mut o = all_live(&d);
+    let Live::IndexTemplate(t) = live_mut(&mut o, &tid) else { panic!() };
+    t.fields.insert("location".into(), serde_json::json!({"type": "object"}));
+    let p = build(&T, &d, &o, APPLY);
+    assert_eq!(p.steps.len(), 1);
+    assert_eq!(p.steps[0].action, Action::Update);
+    assert_eq!(p.steps[0].changes[0].attr, "mappings.location");
+    assert_eq!(p.steps[0].require_owner.as_deref(), Some("crime-data"));
 }
