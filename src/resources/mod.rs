@@ -298,7 +298,7 @@ impl Desired {
             Desired::SearchDomain(d) => Op::SearchDomain(domain::Op::Create(d.clone())),
             Desired::LambdaFunction(d) => Op::LambdaFunction(function::Op::Create(d.clone())),
             Desired::IndexTemplate(d) => {
-                Op::IndexTemplate(template::Op::Put { template: Box::new(d.clone()), take_over: false })
+                Op::IndexTemplate(template::Op::Put { template: Box::new(d.clone()), check_owner: true })
             }
             Desired::DeliveryStream(d) => Op::DeliveryStream(delivery::Op::Create(d.clone())),
         }
@@ -341,11 +341,11 @@ pub fn update_op(want: &Desired, have: &Live) -> Op {
         (Desired::KinesisStream(w), Live::KinesisStream(h)) => Op::KinesisStream(stream::update_op(w, h)),
         (Desired::SearchDomain(w), Live::SearchDomain(h)) => Op::SearchDomain(domain::update_op(w, h)),
         (Desired::LambdaFunction(w), Live::LambdaFunction(h)) => Op::LambdaFunction(function::update_op(w, h)),
-        // PUT replaces the whole template; one without the stack's `_meta` is being adopted.
-        (Desired::IndexTemplate(w), Live::IndexTemplate(h)) => Op::IndexTemplate(template::Op::Put {
-            template: Box::new(w.clone()),
-            take_over: h.tags.get(crate::spec::STACK_TAG) != w.tags.get(crate::spec::STACK_TAG),
-        }),
+        // PUT replaces the whole template. The step re-reads ownership before an update, and an
+        // adoption takes it over: no check in the put.
+        (Desired::IndexTemplate(w), Live::IndexTemplate(_)) => {
+            Op::IndexTemplate(template::Op::Put { template: Box::new(w.clone()), check_owner: false })
+        }
         (Desired::DeliveryStream(w), Live::DeliveryStream(h)) => Op::DeliveryStream(delivery::update_op(w, h)),
         _ => unreachable!("desired and live of one id share a kind"),
     }

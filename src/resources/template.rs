@@ -88,12 +88,14 @@ pub struct Live {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Op {
-    /// Create or replace the whole template (PUT is both), and the index pattern. The template
-    /// is read first: one that exists and is not the stack's is refused unless `take_over`
-    /// (`--adopt`), so a blind PUT never overwrites someone else's template.
+    /// Create or replace the whole template (PUT is both), and the index pattern. With
+    /// `check_owner` (creations, which no ownership re-read precedes) the template is read first
+    /// and one that exists and is not the stack's is refused, so a PUT never overwrites someone
+    /// else's template; updates were re-checked by the step (`require_owner`), adoptions take
+    /// over on purpose.
     Put {
         template: Box<Desired>,
-        take_over: bool,
+        check_owner: bool,
     },
     Delete {
         domain: String,
@@ -376,35 +378,11 @@ fn path(name: &str) -> String {
 }
 
 pub async fn read(aws: &Aws, id_name: &str) -> Result<Option<Live>, AwsError> {
-    let (domain, name) = split(id_name);
-    let Some(dom) = reach(aws, domain).await? else { return Ok(None) };
-    let r = aws.domain(Call::new("search:GetIndexTemplate", id_name, &dom.base, "GET", &path(name))).await;
-    let mut live = match found(r) {
-        Ok(reply) => match reply.and_then(|r| parse(domain, name, &r.body)) {
-            Some(l) => l,
-            None => return Ok(None),
-        },
-        // The template cannot be read: the plan shows why (a conflict), and nothing is done
-        // to it blind.
-        Err(e) if e.is(ErrorClass::Denied) => {
-            return Ok(Some(Live {
-                name: name.to_string(),
-                domain: domain.to_string(),
-                index_patterns: vec![],
-                priority: None,
-                dynamic: None,
-                fields: BTreeMap::new(),
-                other_mapping: BTreeMap::new(),
-                settings: BTreeMap::new(),
-                composed_of: vec![],
-                tags: Tags::new(),
-                index_pattern: None,
-                unreadable: Some(format!("cannot read the index template: {e}")),
-            }))
-        }
-        Err(e) => return Err(e),
-    };
-    let p = pattern_path(&dom, &pattern_id(name));
+    let Some((dom, mut live)) = read_template(aws, id_name).await? else { return Ok(None) };
+    if live.unreadable.is_some() {
+        return Ok(Some(live));
+    }
+    let p = pattern_path(&dom, &pattern_id(&live.name));
     let pattern = found(aws.domain(Call::new("search:GetIndexPattern", id_name, &dom.base, "GET", &p)).await)?;
     live.index_pattern = pattern.map(|r| {
         let a = &r.body["attributes"];
@@ -413,8 +391,44 @@ pub async fn read(aws: &Aws, id_name: &str) -> Result<Option<Live>, AwsError> {
     Ok(Some(live))
 }
 
+/// The template alone (no index pattern), with the domain it was read from.
+async fn read_template(aws: &Aws, id_name: &str) -> Result<Option<(Domain, Live)>, AwsError> {
+    let (domain, name) = split(id_name);
+    let Some(dom) = reach(aws, domain).await? else { return Ok(None) };
+    let r = aws.domain(Call::new("search:GetIndexTemplate", id_name, &dom.base, "GET", &path(name))).await;
+    let live = match found(r) {
+        Ok(reply) => match reply.and_then(|r| parse(domain, name, &r.body)) {
+            Some(l) => l,
+            None => return Ok(None),
+        },
+        // The template cannot be read: the plan shows why (a conflict), and nothing is done
+        // to it blind.
+        Err(e) if e.is(ErrorClass::Denied) => {
+            return Ok(Some((
+                dom,
+                Live {
+                    name: name.to_string(),
+                    domain: domain.to_string(),
+                    index_patterns: vec![],
+                    priority: None,
+                    dynamic: None,
+                    fields: BTreeMap::new(),
+                    other_mapping: BTreeMap::new(),
+                    settings: BTreeMap::new(),
+                    composed_of: vec![],
+                    tags: Tags::new(),
+                    index_pattern: None,
+                    unreadable: Some(format!("cannot read the index template: {e}")),
+                },
+            )))
+        }
+        Err(e) => return Err(e),
+    };
+    Ok(Some((dom, live)))
+}
+
 pub async fn read_tags(aws: &Aws, id_name: &str) -> Result<Tags, AwsError> {
-    match read(aws, id_name).await? {
+    match read_template(aws, id_name).await?.map(|(_, l)| l) {
         Some(l) if l.unreadable.is_none() => Ok(l.tags),
         Some(l) => {
             Err(AwsError::local("search:GetIndexTemplate", id_name, "AccessDenied", l.unreadable.unwrap_or_default()))
@@ -514,7 +528,7 @@ pub fn existing_indices_note(d: &Desired, mappings: &Value) -> Option<String> {
 
 pub async fn execute(ctx: &Ctx<'_>, op: &Op) -> Result<(), AwsError> {
     match op {
-        Op::Put { template: d, take_over } => {
+        Op::Put { template: d, check_owner } => {
             let id = d.id_name();
             let Some(dom) = reach(ctx.aws, &d.domain).await? else {
                 return Err(AwsError::local(
@@ -524,7 +538,7 @@ pub async fn execute(ctx: &Ctx<'_>, op: &Op) -> Result<(), AwsError> {
                     format!("domain {} has no endpoint (it does not exist or is not ready)", d.domain),
                 ));
             };
-            if !take_over {
+            if *check_owner {
                 let r = ctx.domain(Call::new("search:GetIndexTemplate", &id, &dom.base, "GET", &path(&d.name))).await;
                 let stack = d.tags.get(crate::spec::STACK_TAG).map(String::as_str).unwrap_or_default();
                 if let Some(live) = found(r)?.and_then(|r| parse(&d.domain, &d.name, &r.body)) {

@@ -436,7 +436,7 @@ fn a_template_the_domain_refuses_to_show_is_a_conflict_and_is_not_touched() {
     assert_eq!(t.depends_on, vec![id(Kind::SearchDomain, "kinesis")]);
     assert!(matches!(
         &t.ops[..],
-        [crate::resources::Op::IndexTemplate(crate::resources::template::Op::Put { take_over: false, .. })]
+        [crate::resources::Op::IndexTemplate(crate::resources::template::Op::Put { check_owner: true, .. })]
     ));
     // A mapping edited by hand (drift) is one in-place update of that field.
     let mut o = all_live(&d);
