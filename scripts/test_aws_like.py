@@ -14,14 +14,8 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
-import socket
-import subprocess
 import sys
-import tempfile
 import time
-import traceback
-import urllib.request
 import uuid
 import zipfile
 from typing import Any, Callable
@@ -30,97 +24,16 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REGION = "eu-west-1"
-ACCOUNT = "123456789012"
+sys.dont_write_bytecode = True  # before the import below: no scripts/__pycache__ in the work tree
+from emulator_check import ACCOUNT, REGION, RESULTS, Server, check  # noqa: E402
+
 STEPS = 2
+CLIENT_CONFIG = {"retries": {"max_attempts": 1, "mode": "standard"}, "s3": {"addressing_style": "path"}}
 TRUST = json.dumps({"Version": "2012-10-17", "Statement": [{
     "Effect": "Allow", "Principal": {"Service": ["lambda.amazonaws.com", "firehose.amazonaws.com"]},
     "Action": "sts:AssumeRole"}]})
 POLICY = json.dumps({"Version": "2012-10-17", "Statement": [{
     "Effect": "Allow", "Action": "es:*", "Resource": "*"}]})
-
-
-# --------------------------------------------------------------------------------------------
-# Server and clients
-# --------------------------------------------------------------------------------------------
-
-class Server:
-    def __init__(self, aws_like: str | None):
-        self.port = self._free_port()
-        env = dict(os.environ)
-        env.pop("PIPECTL_AWS_LIKE", None)
-        if aws_like is not None:
-            env["PIPECTL_AWS_LIKE"] = aws_like
-        env["PIPECTL_AWS_LIKE_STEPS"] = str(STEPS)
-        self.log = tempfile.NamedTemporaryFile(prefix="aws-like-", suffix=".log", delete=False)
-        self.proc = subprocess.Popen(
-            [sys.executable, os.path.join(HERE, "moto_shim.py"), "-H", "127.0.0.1",
-             "-p", str(self.port)], env=env, stdout=subprocess.DEVNULL, stderr=self.log)
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"moto_shim exited; see {self.log.name}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError("moto_shim did not start")
-
-    @staticmethod
-    def _free_port() -> int:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            return s.getsockname()[1]
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def client(self, service: str) -> Any:
-        config = Config(retries={"max_attempts": 1, "mode": "standard"},
-                        s3={"addressing_style": "path"})
-        return boto3.client(service, region_name=REGION, endpoint_url=self.url,
-                            aws_access_key_id="testing", aws_secret_access_key="testing",
-                            config=config)
-
-    def control(self, method: str, path: str, body: Any = None) -> Any:
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.url + path, data=data, method=method)
-        with urllib.request.urlopen(request) as resp:
-            return json.loads(resp.read() or b"null")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
-        if RESULTS["failed"]:
-            print(f"server log kept: {self.log.name}")
-        else:
-            os.unlink(self.log.name)
-
-
-# --------------------------------------------------------------------------------------------
-# A tiny runner
-# --------------------------------------------------------------------------------------------
-
-RESULTS = {"passed": 0, "failed": 0}
-
-
-def check(name: str, fn: Callable[[], None]) -> None:
-    try:
-        fn()
-    except Exception:  # noqa: BLE001 - every failure is reported, then the run goes on
-        RESULTS["failed"] += 1
-        print(f"FAIL {name}")
-        traceback.print_exc()
-    else:
-        RESULTS["passed"] += 1
-        print(f"ok   {name}")
 
 
 def error_of(fn: Callable[[], Any]) -> tuple[str, str, int]:
@@ -891,7 +804,8 @@ def phase_async_only(srv: Server) -> None:
 def main() -> int:
     for phase, setting in ((phase_all, "all"), (phase_plain, None), (phase_async_only, "async")):
         print(f"--- PIPECTL_AWS_LIKE={setting or '(unset)'}")
-        srv = Server(setting)
+        srv = Server({"PIPECTL_AWS_LIKE": setting, "PIPECTL_AWS_LIKE_STEPS": str(STEPS)}, "aws-like-",
+                     CLIENT_CONFIG)
         try:
             phase(srv)
         finally:

@@ -15,96 +15,23 @@ from __future__ import annotations
 import datetime
 import http.client
 import json
-import os
-import socket
-import subprocess
 import sys
-import tempfile
-import time
-import traceback
-from typing import Any, Callable
+from typing import Any
 from unittest import mock
 
-import boto3
 import botocore.auth
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
-from botocore.config import Config
 from botocore.credentials import Credentials
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REGION = "eu-west-1"
-ACCOUNT = "123456789012"
+sys.dont_write_bytecode = True  # before the import below: no scripts/__pycache__ in the work tree
+from emulator_check import ACCOUNT, REGION, RESULTS, Server, check  # noqa: E402
+
 START_IP = "203.0.113.9"
 SEARCH = "/_pipectl/search"
 SIG_MISMATCH = ("The request signature we calculated does not match the signature you provided. "
                 "Check your AWS Secret Access Key and signing method. Consult the service "
                 "documentation for details.")
-
-
-class Server:
-    def __init__(self) -> None:
-        self.port = self._free_port()
-        env = dict(os.environ)
-        env.update({"PIPECTL_AWS_LIKE": "async", "PIPECTL_AWS_LIKE_STEPS": "1",
-                    "PIPECTL_SEARCH_CLIENT_IP": START_IP,
-                    "PIPECTL_SEARCH_CREDENTIALS": "testing:testing,AKIDEXTRA:extra-secret"})
-        env.pop("MOTO_ACCOUNT_ID", None)
-        self.log = tempfile.NamedTemporaryFile(prefix="search-standin-", suffix=".log", delete=False)
-        self.proc = subprocess.Popen(
-            [sys.executable, os.path.join(HERE, "moto_shim.py"), "-H", "127.0.0.1", "-p", str(self.port)],
-            env=env, stdout=subprocess.DEVNULL, stderr=self.log)
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"moto_shim exited; see {self.log.name}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError("moto_shim did not start")
-
-    @staticmethod
-    def _free_port() -> int:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            return s.getsockname()[1]
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def client(self, service: str, key: str = "testing", secret: str = "testing") -> Any:
-        return boto3.client(service, region_name=REGION, endpoint_url=self.url, aws_access_key_id=key,
-                            aws_secret_access_key=secret, config=Config(retries={"max_attempts": 1}))
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
-        if RESULTS["failed"]:
-            print(f"server log kept: {self.log.name}")
-        else:
-            os.unlink(self.log.name)
-
-
-RESULTS = {"passed": 0, "failed": 0}
-
-
-def check(name: str, fn: Callable[[], None]) -> None:
-    try:
-        fn()
-    except Exception:  # noqa: BLE001 - every failure is reported, then the run goes on
-        RESULTS["failed"] += 1
-        print(f"FAIL {name}")
-        traceback.print_exc()
-    else:
-        RESULTS["passed"] += 1
-        print(f"ok   {name}")
 
 
 class Answer:
@@ -181,7 +108,10 @@ def create_domain(os_: Any, name: str, access: str, version: str = "OpenSearch_2
 
 def main() -> int:
     global SRV
-    SRV = Server()
+    SRV = Server({"PIPECTL_AWS_LIKE": "async", "PIPECTL_AWS_LIKE_STEPS": "1",
+                  "PIPECTL_SEARCH_CLIENT_IP": START_IP,
+                  "PIPECTL_SEARCH_CREDENTIALS": "testing:testing,AKIDEXTRA:extra-secret",
+                  "MOTO_ACCOUNT_ID": None}, "search-standin-")
     try:
         run()
     finally:
