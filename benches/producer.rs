@@ -18,10 +18,8 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use pipectl::producer::{aggregate, shard};
-use pipectl::testkit::{read_message, serve, write_message, Message};
+use pipectl::testkit::{put_records_proxy, serve, Message, PutRecordsHooks};
 use serde_json::{json, Value};
-use tokio::io::BufReader;
-use tokio::net::{TcpListener, TcpStream};
 
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
@@ -144,7 +142,7 @@ struct Limits {
 
 impl Limits {
     /// Takes one record of `size` bytes from its shard's bucket, if there is room.
-    fn admit(&self, shard: usize, size: usize) -> bool {
+    fn take(&self, shard: usize, size: usize) -> bool {
         let mut bs = self.buckets.lock().unwrap();
         let b = &mut bs[shard];
         let now = Instant::now();
@@ -162,82 +160,26 @@ impl Limits {
     }
 }
 
-/// The per-shard limit proxy: admitted records are forwarded to moto, the others answered with
+/// The per-shard limit: admitted records are forwarded to moto, the others answered with
 /// ProvisionedThroughputExceededException in their slot, as Kinesis answers.
-async fn limit_proxy(upstream: String, limits: Arc<Limits>) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((sock, _)) = listener.accept().await else { return };
-            let (up, lim) = (upstream.clone(), limits.clone());
-            tokio::spawn(async move {
-                let (rd, mut wr) = sock.into_split();
-                let mut rd = BufReader::new(rd);
-                while let Ok(Some(mut req)) = read_message(&mut rd).await {
-                    let is_put = req.header("x-amz-target").unwrap_or("").ends_with("PutRecords");
-                    let mut rejected = Vec::new();
-                    if is_put {
-                        let mut body: Value = serde_json::from_slice(&req.body).unwrap();
-                        let mut keep = Vec::new();
-                        let b64 = base64::engine::general_purpose::STANDARD;
-                        for (i, r) in body["Records"].as_array().unwrap().clone().into_iter().enumerate() {
-                            let pk = r["PartitionKey"].as_str().unwrap_or("");
-                            let size = b64.decode(r["Data"].as_str().unwrap_or("")).unwrap().len() + pk.len();
-                            let h = match r["ExplicitHashKey"].as_str() {
-                                Some(e) => e.parse::<u128>().unwrap(),
-                                None => shard::hash_key(pk),
-                            };
-                            if lim.admit(shard::shard_for_hash(&lim.shards, h), size) {
-                                *lim.accepted_bytes.lock().unwrap() += size as u64;
-                                *lim.accepted_records.lock().unwrap() += 1;
-                                keep.push(r);
-                            } else {
-                                rejected.push(i);
-                            }
-                        }
-                        *lim.throttled.lock().unwrap() += rejected.len() as u64;
-                        body["Records"] = Value::Array(keep);
-                        req.body = body.to_string().into_bytes();
-                    }
-                    let throttled = || json!({"ErrorCode": "ProvisionedThroughputExceededException", "ErrorMessage": "Rate exceeded for shard"});
-                    let resp = if is_put
-                        && !rejected.is_empty()
-                        && serde_json::from_slice::<Value>(&req.body).unwrap()["Records"].as_array().unwrap().is_empty()
-                    {
-                        let recs: Vec<Value> = rejected.iter().map(|_| throttled()).collect();
-                        Message::response(
-                            200,
-                            "application/x-amz-json-1.1",
-                            json!({"FailedRecordCount": recs.len(), "Records": recs}).to_string(),
-                        )
-                    } else {
-                        let Ok(conn) = TcpStream::connect(&up).await else { return };
-                        let (urd, mut uwr) = conn.into_split();
-                        if write_message(&mut uwr, &req).await.is_err() {
-                            return;
-                        }
-                        let Ok(Some(mut resp)) = read_message(&mut BufReader::new(urd)).await else { return };
-                        if is_put && resp.status() == 200 {
-                            let body: Value = serde_json::from_slice(&resp.body).unwrap();
-                            let mut stored = body["Records"].as_array().unwrap().clone().into_iter();
-                            let total = stored.len() + rejected.len();
-                            let recs: Vec<Value> = (0..total)
-                                .map(|i| if rejected.contains(&i) { throttled() } else { stored.next().unwrap() })
-                                .collect();
-                            resp.body =
-                                json!({"FailedRecordCount": rejected.len(), "Records": recs}).to_string().into_bytes();
-                        }
-                        resp
-                    };
-                    if write_message(&mut wr, &resp).await.is_err() {
-                        return;
-                    }
-                }
-            });
+impl PutRecordsHooks for Limits {
+    fn admit(&self, r: &Value) -> bool {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let pk = r["PartitionKey"].as_str().unwrap_or("");
+        let size = b64.decode(r["Data"].as_str().unwrap_or("")).unwrap().len() + pk.len();
+        let h = match r["ExplicitHashKey"].as_str() {
+            Some(e) => e.parse::<u128>().unwrap(),
+            None => shard::hash_key(pk),
+        };
+        if self.take(shard::shard_for_hash(&self.shards, h), size) {
+            *self.accepted_bytes.lock().unwrap() += size as u64;
+            *self.accepted_records.lock().unwrap() += 1;
+            true
+        } else {
+            *self.throttled.lock().unwrap() += 1;
+            false
         }
-    });
-    format!("http://{addr}")
+    }
 }
 
 /// Every record in a stream, read back from TRIM_HORIZON.
@@ -317,7 +259,7 @@ async fn physical_limit(csv: &std::path::Path) {
             accepted_records: Mutex::new(0),
             throttled: Mutex::new(0),
         });
-        let proxy = limit_proxy(format!("127.0.0.1:{}", m.port), limits.clone()).await;
+        let proxy = put_records_proxy(format!("127.0.0.1:{}", m.port), limits.clone()).await;
         let mut args = vec!["produce", "-f", "stacks/crime-data.yaml", "--pipeline", "crime", "--csv", &path];
         if mode != "aggregated" {
             args.push(mode);

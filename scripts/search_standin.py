@@ -43,6 +43,8 @@ Faults (POST /_pipectl/faults, key "search"; always active):
                                                (null goes back to the default)
   "path": "text" beside status or lost_reply     only requests whose domain path contains the
                                                text count (e.g. "saved_objects")
+  {"search": {"stale_policy": N}}              after the domain's access policy changed, the next
+                                               N requests are still judged by the previous policy
   Faults take effect after authentication and the access policy (a refused request consumes
   none); the "armed" answer of /_pipectl/faults shows them under "search".
 
@@ -1559,6 +1561,8 @@ class Index:
 
 class DomainData:
     def __init__(self) -> None:
+        # The access policy last applied to a request (for the stale_policy fault).
+        self.last_policy: str | None = None
         self.templates: dict[str, dict] = {}      # name -> {"stored": GET form, "settings", "mappings"}
         self.indices: dict[str, Index] = {}
         self.saved: dict[tuple[str, str], dict] = {}
@@ -2073,8 +2077,8 @@ def _so_render(obj: dict) -> dict:
 
 
 def saved_objects(dd: DomainData, engine: Engine, method: str, rest: str, query: dict, headers: dict, body: bytes) -> Resp:
-    """POST/GET/DELETE <dashboards>/api/saved_objects/<type>/<id> (OpenSearch Dashboards
-    src/core/server/saved_objects/routes/{create,get,delete}.ts; SavedObjectsErrorHelpers:
+    """POST/GET/PUT/DELETE <dashboards>/api/saved_objects/<type>/<id> (OpenSearch Dashboards
+    src/core/server/saved_objects/routes/{create,get,update,delete}.ts; SavedObjectsErrorHelpers:
     "Saved object [type/id] not found" 404, "Saved object [type/id] conflict" 409)."""
     parts = [p for p in rest.split("/") if p]  # dpath is already decoded
     if method not in ("GET", "HEAD"):
@@ -2130,6 +2134,29 @@ def saved_objects(dd: DomainData, engine: Engine, method: str, rest: str, query:
             return _boom(404, f"Saved object [{stype}/{sid}] not found")
         del dd.saved[key]
         return jresp(200, {})
+    if method == "PUT":
+        # The update API (routes/update.ts, repository.update): a partial update of an existing
+        # object (the given attributes replace theirs, the others stay); 404 when it is missing.
+        obj = dd.saved.get(key)
+        if obj is None:
+            return _boom(404, f"Saved object [{stype}/{sid}] not found")
+        try:
+            payload = json.loads(body or b"null")
+        except ValueError:
+            return _boom(400, "Invalid request payload JSON format")
+        if not isinstance(payload, dict) or not isinstance(payload.get("attributes"), dict):
+            got = "undefined" if not isinstance(payload, dict) or "attributes" not in payload else type(payload["attributes"]).__name__
+            return _boom(400, f"[request body.attributes]: expected value of type [object] but got [{got}]")
+        dd.kibana_seq += 1
+        obj["attributes"].update(copy.deepcopy(payload["attributes"]))
+        if "references" in payload:
+            obj["references"] = copy.deepcopy(payload["references"] or [])
+        obj["updated_at"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        obj["_seq_no"] = dd.kibana_seq
+        out = {"id": sid, "type": stype, "updated_at": obj["updated_at"], "version": _so_version(obj),
+               "namespaces": ["default"], "references": copy.deepcopy(obj["references"]),
+               "attributes": copy.deepcopy(payload["attributes"])}
+        return jresp(200, out)
     return _boom(404, "Not Found")
 
 
@@ -2146,6 +2173,7 @@ class _Standin:
         self.status_times = 0
         self.lost_reply = 0
         self.fault_path: str | None = None
+        self.stale_policy = 0
         self.client_ip: str | None = None
 
     def domain_data(self, domain: Any) -> DomainData:
@@ -2168,13 +2196,14 @@ def reset() -> None:
         STANDIN.log.clear()
         STANDIN.status_fault, STANDIN.status_times, STANDIN.lost_reply = None, 0, 0
         STANDIN.fault_path = None
+        STANDIN.stale_policy = 0
         STANDIN.client_ip = None
 
 
 def faults_view() -> dict:
     with STANDIN.lock:
         return {"status": STANDIN.status_fault, "times": STANDIN.status_times,
-                "lost_reply": STANDIN.lost_reply, "path": STANDIN.fault_path,
+                "lost_reply": STANDIN.lost_reply, "path": STANDIN.fault_path, "stale_policy": STANDIN.stale_policy,
                 "client_ip": STANDIN.client_ip or START_CLIENT_IP}
 
 
@@ -2184,7 +2213,7 @@ def arm(value: Any) -> str | None:
     for entry in entries:
         if not isinstance(entry, dict):
             return "search fault must be an object"
-        unknown = set(entry) - {"status", "times", "lost_reply", "client_ip", "path"}
+        unknown = set(entry) - {"status", "times", "lost_reply", "client_ip", "path", "stale_policy"}
         if unknown:
             return f"unknown search fault field(s): {sorted(unknown)}"
         if "status" in entry:
@@ -2194,8 +2223,9 @@ def arm(value: Any) -> str | None:
             times = entry.get("times", 1)
             if not isinstance(times, int) or times < 0:
                 return "search fault times must be a non-negative integer"
-        if "lost_reply" in entry and (not isinstance(entry["lost_reply"], int) or entry["lost_reply"] < 0):
-            return "search lost_reply must be a non-negative integer"
+        for k in ("lost_reply", "stale_policy"):
+            if k in entry and (not isinstance(entry[k], int) or entry[k] < 0):
+                return f"search {k} must be a non-negative integer"
         if entry.get("client_ip") is not None:
             try:
                 ipaddress.ip_address(str(entry["client_ip"]))
@@ -2210,6 +2240,8 @@ def arm(value: Any) -> str | None:
                 STANDIN.lost_reply = entry["lost_reply"]
             if "client_ip" in entry:
                 STANDIN.client_ip = entry["client_ip"]
+            if "stale_policy" in entry:
+                STANDIN.stale_policy = entry["stale_policy"]
             if "status" in entry or "lost_reply" in entry:
                 STANDIN.fault_path = entry.get("path")
     return None
@@ -2674,7 +2706,17 @@ def handle(environ: dict) -> Resp:
     # subresources"; es:* is equivalent to es:ESHttp* in these policies).
     action = "es:ESHttp" + method.capitalize()
     resource = f"arn:aws:es:{info.region}:{info.account}:domain/{info.name}/{dpath.lstrip('/')}"
-    verdict = evaluate_policy(info.policy, auth.caller, action, resource, client_ip)
+    policy = info.policy
+    with STANDIN.lock:
+        # The stale_policy fault: after the domain's policy changed, the next N requests are
+        # still judged by the previous one (a policy change not yet in effect everywhere).
+        dd = STANDIN.domain_data(info.domain)
+        if dd.last_policy is not None and dd.last_policy != policy and STANDIN.stale_policy > 0:
+            STANDIN.stale_policy -= 1
+            policy = dd.last_policy
+        else:
+            dd.last_policy = policy
+    verdict = evaluate_policy(policy, auth.caller, action, resource, client_ip)
     if verdict != "allow":
         return done(denial(auth.caller, action, explicit=verdict == "deny"))
     with STANDIN.lock:

@@ -446,6 +446,13 @@ def run() -> None:
         assert ans.status == 200 and ans.json()["version"] == "WzEsMV0=", ans
         ans = signed("GET", base)
         assert ans.status == 200 and ans.json()["attributes"]["timeFieldName"] == "crime_time", ans
+        # The update API: a partial update of an existing object; 404 when missing.
+        ans = signed("PUT", base, {"attributes": {"timeFieldName": "load_time"}}, headers=xsrf)
+        assert ans.status == 200 and ans.json()["attributes"] == {"timeFieldName": "load_time"}, ans
+        got = signed("GET", base).json()["attributes"]
+        assert got == {"title": "crime-data*", "timeFieldName": "load_time"}, got
+        ans = signed("PUT", SEARCH + "/_dashboards/api/saved_objects/index-pattern/nope", pattern, headers=xsrf)
+        assert ans.status == 404, ans
         missing = SEARCH + "/_dashboards/api/saved_objects/index-pattern/nope"
         ans = signed("GET", missing)
         assert ans.status == 404 and ans.json() == {"statusCode": 404, "error": "Not Found",
@@ -455,7 +462,7 @@ def run() -> None:
         ans = signed("DELETE", base, headers=xsrf)
         assert ans.status == 200 and ans.json() == {}, ans
         assert signed("DELETE", base, headers=xsrf).status == 404
-    check("saved objects: osd-xsrf required, create/overwrite/409, GET/404, DELETE", saved_objects)
+    check("saved objects: osd-xsrf required, create/overwrite/409, GET/404, PUT update/404, DELETE", saved_objects)
 
     # ---- identities --------------------------------------------------------------------------
     def moto_identities() -> None:
@@ -502,7 +509,14 @@ def run() -> None:
         assert ans.status == 200, ans  # the explicit form reaches the other domain
         control("POST", "/_pipectl/reset")
         assert send("GET", path).status == 403  # back to PIPECTL_SEARCH_CLIENT_IP
-    check("domains: several need the explicit form; IP policy refuses, then admits after client_ip",
+        # stale_policy: after a policy change, the next N requests are judged by the old one.
+        control("POST", "/_pipectl/faults", {"search": {"stale_policy": 2}})
+        open_policy = policy({"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "es:*", "Resource": arn(ipdom)})
+        os_.update_domain_config(DomainName=ipdom, AccessPolicies=open_policy)
+        assert [send("GET", path).status for _ in range(3)] == [403, 403, 200]
+        assert send("GET", path).status == 200
+        control("POST", "/_pipectl/reset")
+    check("domains: several need the explicit form; IP policy refuses, then admits after client_ip; stale_policy",
           several_and_ip_policy)
 
     def recreated_domain_is_empty() -> None:

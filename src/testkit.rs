@@ -97,3 +97,131 @@ where
         });
     }
 }
+
+/// What a PutRecords proxy does before forwarding a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Before {
+    /// Forward it, after this delay.
+    Forward(std::time::Duration),
+    /// Drop the connection: nothing is stored, the client cannot tell.
+    Drop,
+}
+
+/// What a PutRecords proxy does once moto stored the forwarded records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum After {
+    Reply,
+    /// Stored, but the client never hears it (its outcome is unknown).
+    DropReply,
+    /// Stored, and the reply never comes: only a client timeout ends the call.
+    Stall,
+}
+
+/// The decisions of a PutRecords proxy (`put_records_proxy`). `call` numbers PutRecords calls
+/// from 1 in arrival order; other requests pass through untouched.
+pub trait PutRecordsHooks: Send + Sync + 'static {
+    fn before(&self, _call: u64) -> Before {
+        Before::Forward(std::time::Duration::ZERO)
+    }
+    /// `false`: the record is not forwarded and is answered ProvisionedThroughputExceeded in
+    /// its slot (Kinesis does not store a failed record).
+    fn admit(&self, record: &serde_json::Value) -> bool;
+    fn after(&self, _call: u64) -> After {
+        After::Reply
+    }
+}
+
+/// A Kinesis proxy in front of `upstream` (host:port) that applies `hooks` to every PutRecords:
+/// records it does not admit are failed in their slots (a call with none admitted is answered
+/// without forwarding), the others are forwarded and the answer is merged back in request
+/// order. Returns the proxy's endpoint URL.
+pub async fn put_records_proxy<H: PutRecordsHooks>(upstream: String, hooks: Arc<H>) -> String {
+    use serde_json::{json, Value};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("binding the proxy");
+    let addr = listener.local_addr().expect("proxy address");
+    let calls = Arc::new(AtomicU64::new(0));
+    let throttled =
+        || json!({"ErrorCode": "ProvisionedThroughputExceededException", "ErrorMessage": "Rate exceeded for shard"});
+    tokio::spawn(async move {
+        loop {
+            let Ok((sock, _)) = listener.accept().await else { return };
+            let (up, hooks, calls) = (upstream.clone(), hooks.clone(), calls.clone());
+            tokio::spawn(async move {
+                let (rd, mut wr) = sock.into_split();
+                let mut rd = BufReader::new(rd);
+                while let Ok(Some(mut req)) = read_message(&mut rd).await {
+                    let is_put = req.header("x-amz-target").unwrap_or("").ends_with("PutRecords");
+                    let mut call = 0;
+                    let mut failed = Vec::new();
+                    if is_put {
+                        call = calls.fetch_add(1, Ordering::SeqCst) + 1;
+                        match hooks.before(call) {
+                            Before::Drop => return,
+                            Before::Forward(d) if !d.is_zero() => tokio::time::sleep(d).await,
+                            Before::Forward(_) => {}
+                        }
+                        let mut body: Value = serde_json::from_slice(&req.body).expect("PutRecords JSON");
+                        let records = body["Records"].as_array().cloned().unwrap_or_default();
+                        let mut keep = Vec::new();
+                        for (i, r) in records.into_iter().enumerate() {
+                            if hooks.admit(&r) {
+                                keep.push(r);
+                            } else {
+                                failed.push(i);
+                            }
+                        }
+                        if keep.is_empty() && !failed.is_empty() {
+                            let recs: Vec<Value> = failed.iter().map(|_| throttled()).collect();
+                            let answer = json!({"FailedRecordCount": recs.len(), "Records": recs}).to_string();
+                            let resp = Message::response(200, "application/x-amz-json-1.1", answer);
+                            if write_message(&mut wr, &resp).await.is_err() {
+                                return;
+                            }
+                            continue;
+                        }
+                        body["Records"] = Value::Array(keep);
+                        req.body = body.to_string().into_bytes();
+                    }
+                    let Ok(conn) = tokio::net::TcpStream::connect(&up).await else { return };
+                    let (urd, mut uwr) = conn.into_split();
+                    if write_message(&mut uwr, &req).await.is_err() {
+                        return;
+                    }
+                    let Ok(Some(mut resp)) = read_message(&mut BufReader::new(urd)).await else { return };
+                    if is_put {
+                        match hooks.after(call) {
+                            After::Reply => {}
+                            After::DropReply => return,
+                            After::Stall => {
+                                tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+                                return;
+                            }
+                        }
+                    }
+                    if is_put && resp.status() == 200 && !failed.is_empty() {
+                        let body: Value = serde_json::from_slice(&resp.body).expect("PutRecords answer JSON");
+                        let mut stored = body["Records"].as_array().cloned().unwrap_or_default().into_iter();
+                        let total = stored.len() + failed.len();
+                        let recs: Vec<Value> =
+                            (0..total)
+                                .map(|i| {
+                                    if failed.contains(&i) {
+                                        throttled()
+                                    } else {
+                                        stored.next().unwrap_or(Value::Null)
+                                    }
+                                })
+                                .collect();
+                        resp.body =
+                            json!({"FailedRecordCount": failed.len(), "Records": recs}).to_string().into_bytes();
+                    }
+                    if write_message(&mut wr, &resp).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    format!("http://{addr}")
+}

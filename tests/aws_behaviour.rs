@@ -399,19 +399,24 @@ async fn domain_writes_survive_throttling_and_lost_replies() {
     let dir = Scratch::new("domain-faults");
     let text = common::stack_text("crime-data.yaml");
     let spec = dir.write("stack.yaml", &text);
-    // The index pattern's POST: throttled twice, then stored with its reply lost.
+    // The index pattern's POST: throttled twice, then stored with its reply lost; its retry
+    // finds it (409) and updates it instead.
     m.fault(json!({"search": [{"status": 429, "times": 2}, {"lost_reply": 1, "path": "saved_objects"}]}));
     let out = m.pipectl(&["apply", "-f", &spec, "--yes", "--artifacts", &art()]).ok();
-    assert!(out.stderr.contains("search:PutIndexPattern will be retried"), "{}", out.stderr);
+    assert!(out.stderr.contains("search:CreateIndexPattern will be retried"), "{}", out.stderr);
+    assert!(!out.stderr.contains("was not written"), "{}", out.stderr);
     let out = m.pipectl(&["plan", "-f", &spec, "--detailed-exitcode", "--artifacts", &art()]).code(0);
     assert!(out.stdout.trim_end().ends_with("No changes."), "{}", out.stdout);
     let log = m.search_log();
-    let statuses: Vec<u64> = log
+    let statuses: Vec<(String, u64)> = log
         .iter()
-        .filter(|e| e["method"] == "POST" && e["path"].as_str().unwrap_or("").contains("saved_objects"))
-        .map(|e| e["status"].as_u64().unwrap())
+        .filter(|e| e["method"] != "GET" && e["path"].as_str().unwrap_or("").contains("saved_objects"))
+        .map(|e| (e["method"].as_str().unwrap().to_string(), e["status"].as_u64().unwrap()))
         .collect();
-    assert_eq!(statuses, [429, 429, 504, 200], "{log:?}");
+    let want: Vec<(String, u64)> = [("POST", 429), ("POST", 429), ("POST", 504), ("POST", 409), ("PUT", 200)]
+        .map(|(m, c)| (m.to_string(), c))
+        .into();
+    assert_eq!(statuses, want, "{log:?}");
 
     // A template change whose PUT is stored and its reply lost.
     let edited = text.replace("{ name: beat, type: keyword, from: beat }", "{ name: beat, type: text, from: beat }");

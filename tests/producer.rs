@@ -15,10 +15,8 @@ use std::time::Duration;
 use base64::Engine;
 use common::{Moto, Scratch};
 use pipectl::producer::aggregate;
-use pipectl::testkit::{read_message, write_message, Message};
-use serde_json::{json, Value};
-use tokio::io::BufReader;
-use tokio::net::{TcpListener, TcpStream};
+use pipectl::testkit::{put_records_proxy, After, Before, PutRecordsHooks};
+use serde_json::Value;
 
 async fn create_stream(m: &Moto, name: &str, shards: i32) {
     let k = aws_sdk_kinesis::Client::new(&m.sdk().await);
@@ -206,7 +204,7 @@ async fn keyed_records_keep_per_key_order_under_record_failures() {
         create_stream(&m, "DataStream", 3).await;
         // Every 3rd record fails: later records of the same batch succeed around it.
         let faults = Arc::new(Faults { fail_every: 3, ..Faults::none() });
-        let proxy = fault_proxy(format!("127.0.0.1:{}", m.port), faults.clone()).await;
+        let proxy = put_records_proxy(format!("127.0.0.1:{}", m.port), faults.clone()).await;
         let mut args = vec!["--partition-key", "district", "--retry-base-ms", "1"];
         if mode == "--no-aggregate" {
             args.push(mode);
@@ -235,7 +233,6 @@ struct Faults {
     stall_on: &'static [u64],
     delay_ms: u64,
     counter: AtomicU64,
-    calls: AtomicU64,
     failed: AtomicU64,
     dropped: AtomicU64,
     replies_dropped: AtomicU64,
@@ -251,7 +248,6 @@ impl Faults {
             stall_on: &[],
             delay_ms: 0,
             counter: AtomicU64::new(1),
-            calls: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             replies_dropped: AtomicU64::new(0),
@@ -264,103 +260,34 @@ fn every(n: u64, call: u64) -> bool {
     n > 0 && call % n == 0
 }
 
-async fn fault_proxy(upstream: String, faults: Arc<Faults>) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((sock, _)) = listener.accept().await else { return };
-            let (up, f) = (upstream.clone(), faults.clone());
-            tokio::spawn(async move {
-                let (rd, mut wr) = sock.into_split();
-                let mut rd = BufReader::new(rd);
-                while let Ok(Some(mut req)) = read_message(&mut rd).await {
-                    let target = req.header("x-amz-target").unwrap_or("").to_string();
-                    let is_put = target.ends_with("PutRecords");
-                    let mut call = 0;
-                    if is_put {
-                        call = f.calls.fetch_add(1, Ordering::SeqCst) + 1;
-                        if f.delay_ms > 0 {
-                            tokio::time::sleep(Duration::from_millis(f.delay_ms)).await;
-                        }
-                        if every(f.drop_every, call) {
-                            // Drop the connection before forwarding: nothing is stored.
-                            f.dropped.fetch_add(1, Ordering::SeqCst);
-                            return;
-                        }
-                    }
-                    let mut failed_slots = Vec::new();
-                    if is_put {
-                        let mut body: Value = serde_json::from_slice(&req.body).unwrap();
-                        let records = body["Records"].as_array().unwrap().clone();
-                        let mut keep = Vec::new();
-                        for (i, r) in records.into_iter().enumerate() {
-                            let n = f.counter.fetch_add(1, Ordering::SeqCst);
-                            if n % f.fail_every == 0 {
-                                failed_slots.push(i);
-                            } else {
-                                keep.push(r);
-                            }
-                        }
-                        f.failed.fetch_add(failed_slots.len() as u64, Ordering::SeqCst);
-                        let total = keep.len() + failed_slots.len();
-                        if keep.is_empty() {
-                            let recs: Vec<Value> = (0..total)
-                                .map(|_| json!({"ErrorCode": "ProvisionedThroughputExceededException", "ErrorMessage": "Rate exceeded for shard"}))
-                                .collect();
-                            let resp = json!({"FailedRecordCount": total, "Records": recs}).to_string();
-                            if write_message(&mut wr, &Message::response(200, "application/x-amz-json-1.1", resp))
-                                .await
-                                .is_err()
-                            {
-                                return;
-                            }
-                            continue;
-                        }
-                        body["Records"] = Value::Array(keep);
-                        req.body = body.to_string().into_bytes();
-                    }
-                    let Ok(conn) = TcpStream::connect(&up).await else { return };
-                    let (urd, mut uwr) = conn.into_split();
-                    if write_message(&mut uwr, &req).await.is_err() {
-                        return;
-                    }
-                    let Ok(Some(mut resp)) = read_message(&mut BufReader::new(urd)).await else { return };
-                    if is_put && f.drop_reply_on.contains(&call) {
-                        // Stored, but the client never hears it: its outcome is unknown.
-                        f.replies_dropped.fetch_add(1, Ordering::SeqCst);
-                        return;
-                    }
-                    if is_put && f.stall_on.contains(&call) {
-                        // Stored, and the reply never comes: only a timeout ends the call.
-                        f.stalled.fetch_add(1, Ordering::SeqCst);
-                        tokio::time::sleep(Duration::from_secs(60)).await;
-                        return;
-                    }
-                    if is_put && resp.status() == 200 {
-                        let body: Value = serde_json::from_slice(&resp.body).unwrap();
-                        let mut stored = body["Records"].as_array().unwrap().clone().into_iter();
-                        let total = stored.len() + failed_slots.len();
-                        let recs: Vec<Value> = (0..total)
-                            .map(|i| {
-                                if failed_slots.contains(&i) {
-                                    json!({"ErrorCode": "ProvisionedThroughputExceededException", "ErrorMessage": "Rate exceeded for shard"})
-                                } else {
-                                    stored.next().unwrap()
-                                }
-                            })
-                            .collect();
-                        resp.body =
-                            json!({"FailedRecordCount": failed_slots.len(), "Records": recs}).to_string().into_bytes();
-                    }
-                    if write_message(&mut wr, &resp).await.is_err() {
-                        return;
-                    }
-                }
-            });
+impl PutRecordsHooks for Faults {
+    fn before(&self, call: u64) -> Before {
+        if every(self.drop_every, call) {
+            // Drop the connection before forwarding: nothing is stored.
+            self.dropped.fetch_add(1, Ordering::SeqCst);
+            return Before::Drop;
         }
-    });
-    format!("http://{addr}")
+        Before::Forward(Duration::from_millis(self.delay_ms))
+    }
+    fn admit(&self, _record: &Value) -> bool {
+        let n = self.counter.fetch_add(1, Ordering::SeqCst);
+        let fail = n % self.fail_every == 0;
+        if fail {
+            self.failed.fetch_add(1, Ordering::SeqCst);
+        }
+        !fail
+    }
+    fn after(&self, call: u64) -> After {
+        if self.drop_reply_on.contains(&call) {
+            self.replies_dropped.fetch_add(1, Ordering::SeqCst);
+            After::DropReply
+        } else if self.stall_on.contains(&call) {
+            self.stalled.fetch_add(1, Ordering::SeqCst);
+            After::Stall
+        } else {
+            After::Reply
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -368,7 +295,7 @@ async fn failed_records_and_dropped_connections_lose_nothing() {
     let m = Moto::start();
     create_stream(&m, "DataStream", 2).await;
     let faults = Arc::new(Faults { fail_every: 7, drop_every: 5, ..Faults::none() });
-    let proxy = fault_proxy(format!("127.0.0.1:{}", m.port), faults.clone()).await;
+    let proxy = put_records_proxy(format!("127.0.0.1:{}", m.port), faults.clone()).await;
     let out = produce(&proxy, common::data_csv().to_str().unwrap(), &["--retry-base-ms", "1", "--no-aggregate"]).ok();
     assert!(faults.failed.load(Ordering::SeqCst) > 1000, "the proxy failed records");
     assert!(faults.dropped.load(Ordering::SeqCst) >= 3, "the proxy dropped connections");
@@ -390,7 +317,7 @@ async fn lost_and_stalled_replies_duplicate_only_rows_the_report_counts() {
         let (drop_reply_on, stall_on): (&[u64], &[u64]) =
             if mode == "--no-aggregate" { (&[2, 5, 9, 10], &[3, 7]) } else { (&[1, 3], &[2]) };
         let faults = Arc::new(Faults { drop_reply_on, stall_on, ..Faults::none() });
-        let proxy = fault_proxy(format!("127.0.0.1:{}", m.port), faults.clone()).await;
+        let proxy = put_records_proxy(format!("127.0.0.1:{}", m.port), faults.clone()).await;
         let mut args = vec!["--retry-base-ms", "1", "--request-timeout-ms", "1500"];
         if mode == "--no-aggregate" {
             args.push(mode);
@@ -437,7 +364,7 @@ async fn exhausted_retry_budget_fails_and_keeps_the_rows() {
     let m = Moto::start();
     create_stream(&m, "DataStream", 1).await;
     let faults = Arc::new(Faults { fail_every: 1, ..Faults::none() });
-    let proxy = fault_proxy(format!("127.0.0.1:{}", m.port), faults).await;
+    let proxy = put_records_proxy(format!("127.0.0.1:{}", m.port), faults).await;
     let dir = Scratch::new("budget");
     let csv = std::fs::read_to_string(common::data_csv()).unwrap();
     let small: String = csv.lines().take(51).map(|l| format!("{l}\n")).collect();
@@ -486,7 +413,7 @@ async fn ctrl_c_leaves_exactly_the_rows_not_delivered_in_the_file() {
     create_stream(&m, "DataStream", 2).await;
     // Every PutRecords takes 200 ms more: the run lasts seconds, and Ctrl-C lands mid-file.
     let faults = Arc::new(Faults { delay_ms: 200, ..Faults::none() });
-    let proxy = fault_proxy(format!("127.0.0.1:{}", m.port), faults.clone()).await;
+    let proxy = put_records_proxy(format!("127.0.0.1:{}", m.port), faults.clone()).await;
     let dir = Scratch::new("interrupt");
     // 40,000 distinct rows (the address carries the row number).
     let csv = std::fs::read_to_string(common::data_csv()).unwrap();

@@ -97,6 +97,14 @@ pub struct Aws {
 #[error("no AWS region: pass --region, set `region` in the spec, or configure AWS_REGION / a profile")]
 pub struct NoRegion;
 
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error(transparent)]
+    NoRegion(#[from] NoRegion),
+    #[error("{0}")]
+    SearchEndpoint(String),
+}
+
 /// Loads the SDK config: explicit overrides first, then the spec's region, then the chain.
 pub async fn sdk_config(t: &Target, spec_region: Option<&str>) -> Result<aws_config::SdkConfig, NoRegion> {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
@@ -118,10 +126,10 @@ pub async fn sdk_config(t: &Target, spec_region: Option<&str>) -> Result<aws_con
 }
 
 impl Aws {
-    pub async fn connect(t: &Target, spec_region: Option<&str>) -> Result<Aws, NoRegion> {
+    pub async fn connect(t: &Target, spec_region: Option<&str>) -> Result<Aws, ConnectError> {
         let cfg = sdk_config(t, spec_region).await?;
         let mut aws = Aws::from_config(&cfg, t.endpoint_url.is_some());
-        aws.search.endpoint_override = t.search_endpoint_url.clone();
+        aws.search.set_endpoint(t.search_endpoint_url.clone()).map_err(ConnectError::SearchEndpoint)?;
         Ok(aws)
     }
 

@@ -76,10 +76,53 @@ pub struct Search {
     connector: Arc<aws_smithy_http_client::Connector>,
     credentials: Option<SharedCredentialsProvider>,
     region: String,
-    /// `--search-endpoint-url` / `PIPECTL_SEARCH_ENDPOINT_URL`: used instead of the endpoint
-    /// DescribeDomain reports (a tunnel, a proxy, a test stand-in).
-    pub endpoint_override: Option<String>,
+    /// `--search-endpoint-url` / `PIPECTL_SEARCH_ENDPOINT_URL` (see `set_endpoint`).
+    endpoint_override: Option<String>,
+    /// An `https://` override: where the tunnel's local end listens.
+    tunnel: Option<Tunnel>,
     calls: CallCounter,
+}
+
+/// An `https://HOST:PORT` endpoint override is the local end of a tunnel to the domain (an SSH
+/// port forward through a bastion, the usual way into a VPC domain): requests connect there,
+/// while TLS (the certificate is the domain's), the Host header and the signature keep the
+/// domain's own name, as AWS checks them against it.
+#[derive(Clone, Debug)]
+struct Tunnel {
+    port: u16,
+    connector: Arc<aws_smithy_http_client::Connector>,
+}
+
+/// Resolves every name to the tunnel's local host.
+#[derive(Debug, Clone)]
+struct ToTunnel {
+    host: String,
+}
+
+impl aws_smithy_runtime_api::client::dns::ResolveDns for ToTunnel {
+    fn resolve_dns<'a>(&'a self, _name: &'a str) -> aws_smithy_runtime_api::client::dns::DnsFuture<'a> {
+        aws_smithy_runtime_api::client::dns::DnsFuture::new(async move {
+            let addrs = tokio::net::lookup_host((self.host.as_str(), 0))
+                .await
+                .map_err(aws_smithy_runtime_api::client::dns::ResolveDnsError::new)?;
+            Ok(addrs.map(|a| a.ip()).collect())
+        })
+    }
+}
+
+/// The SDK's HTTP client (hyper, rustls with the platform's roots) with bounded timeouts;
+/// through a tunnel, every name resolves to the tunnel's host.
+fn connector(tunnel_host: Option<String>) -> aws_smithy_http_client::Connector {
+    let b = aws_smithy_http_client::Connector::builder()
+        .connector_settings(
+            HttpConnectorSettings::builder().connect_timeout(CONNECT_TIMEOUT).read_timeout(READ_TIMEOUT).build(),
+        )
+        .sleep_impl(aws_smithy_async::rt::sleep::TokioSleep::new())
+        .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::AwsLc));
+    match tunnel_host {
+        Some(host) => b.build_with_resolver(ToTunnel { host }),
+        None => b.build(),
+    }
 }
 
 impl std::fmt::Debug for Search {
@@ -93,27 +136,42 @@ impl std::fmt::Debug for Search {
 
 impl Search {
     pub fn new(cfg: &aws_config::SdkConfig, calls: CallCounter) -> Search {
-        let connector = aws_smithy_http_client::Connector::builder()
-            .connector_settings(
-                HttpConnectorSettings::builder().connect_timeout(CONNECT_TIMEOUT).read_timeout(READ_TIMEOUT).build(),
-            )
-            .sleep_impl(aws_smithy_async::rt::sleep::TokioSleep::new())
-            .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::AwsLc))
-            .build();
         Search {
-            connector: Arc::new(connector),
+            connector: Arc::new(connector(None)),
             credentials: cfg.credentials_provider(),
             region: cfg.region().map(|r| r.to_string()).unwrap_or_default(),
             endpoint_override: None,
+            tunnel: None,
             calls,
         }
     }
 
-    /// The base URL of a domain: the override, else `https://` and DescribeDomain's endpoint.
+    /// Reaches domains at `url` instead of the endpoint DescribeDomain reports. `http://…` (a
+    /// local stand-in, a plain proxy): requests go to that URL, path prefix included.
+    /// `https://HOST:PORT`: the local end of a tunnel (see `Tunnel`).
+    pub fn set_endpoint(&mut self, url: Option<String>) -> Result<(), String> {
+        self.tunnel = None;
+        if let Some(u) = url.as_deref().filter(|u| u.starts_with("https://")) {
+            let uri: http::Uri = u.parse().map_err(|e| format!("--search-endpoint-url {u}: {e}"))?;
+            let host = uri.host().ok_or_else(|| format!("--search-endpoint-url {u}: no host"))?.to_string();
+            if uri.path() != "/" && !uri.path().is_empty() {
+                return Err(format!("--search-endpoint-url {u}: a tunnel endpoint takes no path"));
+            }
+            let port = uri.port_u16().unwrap_or(443);
+            self.tunnel = Some(Tunnel { port, connector: Arc::new(connector(Some(host))) });
+        } else if let Some(u) = url.as_deref().filter(|u| !u.starts_with("http://")) {
+            return Err(format!("--search-endpoint-url {u}: expected http://… or https://HOST:PORT"));
+        }
+        self.endpoint_override = url;
+        Ok(())
+    }
+
+    /// The base URL of a domain whose endpoint DescribeDomain reports as `endpoint`.
     pub fn base_url(&self, endpoint: &str) -> String {
-        match &self.endpoint_override {
-            Some(u) => u.trim_end_matches('/').to_string(),
-            None => format!("https://{endpoint}"),
+        match (&self.tunnel, &self.endpoint_override) {
+            (Some(t), _) => format!("https://{endpoint}:{}", t.port),
+            (None, Some(u)) => u.trim_end_matches('/').to_string(),
+            (None, None) => format!("https://{endpoint}"),
         }
     }
 
@@ -145,14 +203,20 @@ impl Search {
                 return Ok(reply);
             }
             let (code, message) = describe(&reply.body);
+            // Only the access policy's refusal is "denied" with the way in; a 403 for a bad
+            // signature or a cluster block (low storage, JVM pressure) says what it says.
+            let refusal = reply.status == 403 && is_policy_refusal(&message);
             // The AWS front end's answers carry no error type: name them by status.
             let code = match (code.as_str(), reply.status) {
-                ("Error", 403) => "AccessDenied".to_string(),
+                ("Error", 403) if refusal => "AccessDenied".to_string(),
                 ("Error", 429) => "TooManyRequests".to_string(),
                 ("Error", s) => format!("HTTP{s}"),
                 _ => code,
             };
-            let message = if reply.status == 403 { refused(c.method, &url, &message) } else { message };
+            if refusal {
+                let message = refused(c.method, &url, &message);
+                return Err(AwsError::http(c.op, c.resource, &code, message, Some(403), ErrorClass::Denied));
+            }
             Err(error(&c, Some(reply.status), &code, message))
         })
         .await
@@ -160,7 +224,12 @@ impl Search {
 
     async fn send_once(&self, c: &Call<'_>, url: &str, body: &[u8]) -> Result<Reply, AwsError> {
         let uri: http::Uri = url.parse().map_err(|e| error(c, None, "BadEndpoint", format!("{url}: {e}")))?;
-        let authority = uri.authority().map(|a| a.as_str().to_string()).unwrap_or_default();
+        // Through a tunnel the Host (and so the signature) is the domain's name, not the port
+        // the tunnel listens on: what the domain sees and checks.
+        let authority = match &self.tunnel {
+            Some(_) => uri.host().unwrap_or_default().to_string(),
+            None => uri.authority().map(|a| a.as_str().to_string()).unwrap_or_default(),
+        };
         let mut builder = http::Request::builder()
             .method(c.method)
             .uri(uri)
@@ -174,7 +243,8 @@ impl Search {
         let req =
             HttpRequest::try_from(req.map(SdkBody::from)).map_err(|e| error(c, None, "BadRequest", e.to_string()))?;
         self.calls.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let resp = self.connector.call(req).await.map_err(|e| {
+        let connector = self.tunnel.as_ref().map_or(&self.connector, |t| &t.connector);
+        let resp = connector.call(req).await.map_err(|e| {
             let what = if e.is_timeout() { "Timeout" } else { "DispatchFailure" };
             error(
                 c,
@@ -251,6 +321,10 @@ pub fn describe(body: &Value) -> (String, String) {
             let reason = e.get("reason").and_then(Value::as_str).unwrap_or_default();
             return (t.to_string(), reason.to_string());
         }
+        // Dashboards (hapi/Boom): {"statusCode", "error": "Bad Request", "message": …}.
+        if let (Some(phrase), Some(m)) = (e.as_str(), body.get("message").and_then(Value::as_str)) {
+            return (phrase.replace(' ', ""), m.to_string());
+        }
         if let Some(s) = e.as_str() {
             return ("Error".into(), s.to_string());
         }
@@ -267,14 +341,24 @@ pub fn describe(body: &Value) -> (String, String) {
     }
 }
 
+/// Whether a 403's message is the access policy refusing the caller: "User: … is not
+/// authorized to perform: es:ESHttp… because no resource-based policy allows …" / "… with an
+/// explicit deny …" (AWS front end). A signature the domain could not verify ("The request
+/// signature we calculated does not match …", "… security token … is invalid", "Signature
+/// expired") and OpenSearch's cluster_block_exception are 403s too, for other reasons.
+pub fn is_policy_refusal(message: &str) -> bool {
+    message.contains("is not authorized to perform")
+}
+
 /// The classes of a domain's answers: 404 not found, 429 throttled (OpenSearch's
 /// es_rejected_execution_exception, AWS's request rate limit), 5xx and no answer transient
-/// (the domain restarting a node, a blue/green cut-over), 403 refused by the access policy.
+/// (the domain restarting a node, a blue/green cut-over). A 403 is `Denied` only for the
+/// access policy's refusal (decided on its message, see `is_policy_refusal`); other 403s are
+/// fatal with their own message.
 pub fn classify(status: Option<u16>, code: &str) -> ErrorClass {
     match status {
         Some(404) => ErrorClass::NotFound,
         Some(429) => ErrorClass::Throttled,
-        Some(403) => ErrorClass::Denied,
         Some(500..=599) => ErrorClass::Transient,
         None if matches!(code, "Timeout" | "DispatchFailure" | "ResponseError") => ErrorClass::Transient,
         _ => ErrorClass::Fatal,
@@ -303,7 +387,7 @@ mod tests {
         let cases = [
             (Some(404), "resource_not_found_exception", ErrorClass::NotFound),
             (Some(429), "Error", ErrorClass::Throttled),
-            (Some(403), "Error", ErrorClass::Denied),
+            (Some(403), "Error", ErrorClass::Fatal),
             (Some(503), "Error", ErrorClass::Transient),
             (Some(504), "Error", ErrorClass::Transient),
             (None, "Timeout", ErrorClass::Transient),
@@ -321,7 +405,87 @@ mod tests {
         );
         let front = json!({"Message": "User: anonymous is not authorized to perform: es:ESHttpGet"});
         assert_eq!(describe(&front).1, "User: anonymous is not authorized to perform: es:ESHttpGet");
+        assert!(is_policy_refusal(&describe(&front).1));
+        let sig = json!({"message": "The request signature we calculated does not match the signature you provided."});
+        assert!(!is_policy_refusal(&describe(&sig).1));
+        let block = json!({"error": {"type": "cluster_block_exception", "reason": "index [x] blocked by: [FORBIDDEN/8/index write (api)];"}, "status": 403});
+        assert_eq!(describe(&block).0, "cluster_block_exception");
+        assert!(!is_policy_refusal(&describe(&block).1));
+        let boom =
+            json!({"statusCode": 400, "error": "Bad Request", "message": "Request must contain a osd-xsrf header."});
+        assert_eq!(describe(&boom), ("BadRequest".into(), "Request must contain a osd-xsrf header.".into()));
         assert_eq!(describe(&Value::Null).1, "");
+    }
+
+    fn search() -> Search {
+        let creds = aws_credential_types::Credentials::new("AKIDEXAMPLE", "secret", None, None, "test");
+        let cfg = aws_config::SdkConfig::builder()
+            .region(aws_config::Region::new("eu-west-1"))
+            .credentials_provider(SharedCredentialsProvider::new(creds))
+            .build();
+        Search::new(&cfg, CallCounter::default())
+    }
+
+    #[test]
+    fn endpoint_overrides() {
+        let e = "search-kinesis-abc.eu-west-1.es.amazonaws.com";
+        let mut s = search();
+        assert_eq!(s.base_url(e), format!("https://{e}"));
+        // A stand-in or plain proxy: requests go to that URL, its path included.
+        s.set_endpoint(Some("http://127.0.0.1:9/_pipectl/search/".into())).unwrap();
+        assert_eq!(s.base_url(e), "http://127.0.0.1:9/_pipectl/search");
+        assert!(s.tunnel.is_none());
+        // A tunnel: the domain's name on the tunnel's port (TLS, Host and signature keep the
+        // name; the resolver sends the connection to the tunnel's host).
+        s.set_endpoint(Some("https://localhost:9200".into())).unwrap();
+        assert_eq!(s.base_url(e), format!("https://{e}:9200"));
+        s.set_endpoint(Some("https://localhost".into())).unwrap();
+        assert_eq!(s.base_url(e), format!("https://{e}:443"));
+        assert!(s.set_endpoint(Some("https://localhost:9200/prefix".into())).is_err());
+        assert!(s.set_endpoint(Some("localhost:9200".into())).is_err());
+        s.set_endpoint(None).unwrap();
+        assert_eq!(s.base_url(e), format!("https://{e}"));
+    }
+
+    #[tokio::test]
+    async fn the_tunnel_resolver_answers_the_tunnels_host_for_any_name() {
+        use aws_smithy_runtime_api::client::dns::ResolveDns;
+        let r = ToTunnel { host: "127.0.0.1".into() };
+        let ips = r.resolve_dns("search-kinesis-abc.eu-west-1.es.amazonaws.com").await.unwrap();
+        assert_eq!(ips, vec![std::net::IpAddr::from([127, 0, 0, 1])]);
+    }
+
+    /// Through a tunnel the connection goes to the tunnel's local port, and TLS names the
+    /// domain (its certificate is the domain's): the ClientHello's server name, read by a
+    /// listener standing in for the tunnel's local end.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_tunnel_connects_locally_and_speaks_tls_for_the_domains_name() {
+        use tokio::io::AsyncReadExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let hello = tokio::spawn(async move {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0u8; 4096];
+            let n = sock.read(&mut buf).await.unwrap();
+            buf.truncate(n);
+            buf
+        });
+        let mut s = search();
+        s.set_endpoint(Some(format!("https://127.0.0.1:{port}"))).unwrap();
+        let e = "search-kinesis-abc.eu-west-1.es.amazonaws.com";
+        let timing = Timing { retry_attempts: 1, ..Timing::from_env() };
+        let base = s.base_url(e);
+        let call = Call::new("test:Get", "t", &base, "GET", "/");
+        let (hello, r) = tokio::join!(
+            tokio::time::timeout(std::time::Duration::from_secs(20), hello),
+            tokio::time::timeout(std::time::Duration::from_secs(20), s.request(&timing, &|_, _, _| {}, call))
+        );
+        let hello = hello.expect("a connection to the tunnel").unwrap();
+        let r = r.expect("the request ends when the tunnel closes");
+        assert_eq!(hello.first(), Some(&0x16), "a TLS handshake record");
+        assert!(hello.windows(e.len()).any(|w| w == e.as_bytes()), "SNI names the domain");
+        let err = r.unwrap_err();
+        assert!(err.is_transient(), "{err}");
     }
 
     #[test]

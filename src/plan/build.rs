@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value;
 
 use super::{fingerprint, Action, Conflict, Mode, Plan, Step, FORMAT_VERSION};
-use crate::resources::{diff, owned_by, update_op, Change, Desired, Kind, Live, ResourceId};
+use crate::resources::{
+    await_container_access, diff, opens_access, owned_by, update_op, Change, Desired, Kind, Live, ResourceId,
+};
 use crate::spec::STACK_TAG;
 
 /// What was read from AWS.
@@ -81,7 +83,7 @@ pub fn build(t: &Target<'_>, desired: &[Desired], observed: &Observed, opts: Opt
             let mut in_order: Vec<&Desired> = desired.iter().collect();
             in_order.sort_by_key(|d| d.id().kind.rank());
             let mut renewed: BTreeSet<ResourceId> = BTreeSet::new();
-            let mut changed: BTreeSet<ResourceId> = BTreeSet::new();
+            let mut opened: BTreeSet<ResourceId> = BTreeSet::new();
             for d in in_order {
                 let id = d.id();
                 let container_renewed = d.container().is_some_and(|c| renewed.contains(&c));
@@ -102,20 +104,20 @@ pub fn build(t: &Target<'_>, desired: &[Desired], observed: &Observed, opts: Opt
                     continue;
                 };
                 if let Some(why) = live.blocker() {
-                    // A template the domain will not show us, in a domain this plan updates first
-                    // (typically its access policy, to admit us): it is put after that update
-                    // (the put reads it first and refuses one that is not the stack's).
-                    // Otherwise a conflict.
-                    if d.container().is_some_and(|c| changed.contains(&c)) {
+                    // A template the domain will not show us, in a domain whose access policy this
+                    // plan changes first (to admit us): it is put after that change, created
+                    // only if the name is free or replacing only the stack's own. Otherwise a
+                    // conflict.
+                    if d.container().is_some_and(|c| opened.contains(&c)) {
                         steps.push(Step {
                             id: id.clone(),
                             action: Action::Update,
                             depends_on: vec![],
-                            changes: vec![Change::new("readable", why, "after the domain's update")],
+                            changes: vec![Change::new("readable", why, "after the domain's access policy change")],
                             data_loss: None,
                             deployment: None,
                             note: Some(
-                                "the domain refuses to show it now; it is put after the domain's update in this plan (which must admit this caller), and only if it is absent or this stack's".into(),
+                                "the domain refuses to show it now; it is put after the domain's access policy change in this plan, and only if it is absent or this stack's".into(),
                             ),
                             require_owner: None,
                             ops: vec![d.create_op()],
@@ -149,8 +151,8 @@ pub fn build(t: &Target<'_>, desired: &[Desired], observed: &Observed, opts: Opt
                 let failed_only = changes.iter().filter(|c| c.forces_replace).all(|c| is_health(&c.attr));
                 if replace {
                     renewed.insert(id.clone());
-                } else {
-                    changed.insert(id.clone());
+                } else if opens_access(&id, &changes) {
+                    opened.insert(id.clone());
                 }
                 let (action, ops, data_loss) = if replace {
                     (
@@ -223,6 +225,7 @@ pub fn build(t: &Target<'_>, desired: &[Desired], observed: &Observed, opts: Opt
         }
     }
 
+    contained(&mut steps);
     order(&mut steps, desired);
     Plan {
         format_version: FORMAT_VERSION,
@@ -235,6 +238,33 @@ pub fn build(t: &Target<'_>, desired: &[Desired], observed: &Observed, opts: Opt
         left_alone,
         kept,
         observed: observed.live.iter().map(|(id, l)| (id.to_string(), fingerprint(l.as_ref()))).collect(),
+    }
+}
+
+/// What lives inside another resource (`ResourceId::container`) and its container in one plan:
+/// a container deleted here takes what lives in it along (no separate delete, which would need
+/// the domain to admit us; the container's step names them); what is put into a container
+/// whose access policy changes first waits, bounded, for that change to admit it.
+fn contained(steps: &mut Vec<Step>) {
+    let deleted: BTreeSet<ResourceId> =
+        steps.iter().filter(|s| s.action == Action::Delete).map(|s| s.id.clone()).collect();
+    let opened: BTreeSet<ResourceId> =
+        steps.iter().filter(|s| opens_access(&s.id, &s.changes)).map(|s| s.id.clone()).collect();
+    let mut gone_with: BTreeMap<ResourceId, Vec<String>> = BTreeMap::new();
+    steps.retain(|s| match s.id.container().filter(|c| s.action == Action::Delete && deleted.contains(c)) {
+        Some(c) => {
+            gone_with.entry(c).or_default().push(s.id.to_string());
+            false
+        }
+        None => true,
+    });
+    for s in steps.iter_mut() {
+        if let Some(inside) = gone_with.get(&s.id) {
+            s.note = Some(format!("deleting it deletes what lives in it: {}", inside.join(", ")));
+        }
+        if s.id.container().is_some_and(|c| opened.contains(&c)) {
+            s.ops.iter_mut().for_each(await_container_access);
+        }
     }
 }
 

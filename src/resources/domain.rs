@@ -19,6 +19,9 @@ use crate::aws::errors::gone_ok;
 use crate::aws::wait::Ctx;
 use crate::aws::{Aws, AwsError};
 
+/// The attribute of a changed access policy (who may reach the domain's REST endpoint).
+pub const ACCESS_POLICY: &str = "access_policy";
+
 /// A new domain takes 15-60 minutes on AWS; a blue/green update can take as long.
 const TIMEOUT: Duration = Duration::from_secs(90 * 60);
 /// Not-found answers in a row before a deleted domain's name counts as free.
@@ -255,7 +258,7 @@ pub fn diff(want: &Desired, have: &Live) -> Vec<Change> {
         out.push(if want.node_to_node { c } else { c.replacing() });
     }
     cmp(&mut out, "enforce_https", have.enforce_https, want.enforce_https);
-    cmp(&mut out, "access_policy", &have.access_policy, &canonical(&want.access_policy));
+    cmp(&mut out, ACCESS_POLICY, &have.access_policy, &canonical(&want.access_policy));
     tag_change(&mut out, &want.tags, &have.tags);
     if let Some(p) = problem(have) {
         out.push(Change::new("status", p, "active").replacing());

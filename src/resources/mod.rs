@@ -115,6 +115,45 @@ impl ResourceId {
     }
 }
 
+impl ResourceId {
+    /// The resource this one lives inside (an index template: its domain). What lives in a
+    /// resource is created again with it and goes when it is deleted.
+    pub fn container(&self) -> Option<ResourceId> {
+        match self.kind {
+            Kind::IndexTemplate => {
+                self.name.split_once('/').map(|(domain, _)| ResourceId::new(Kind::SearchDomain, domain))
+            }
+            Kind::IamRole
+            | Kind::S3Bucket
+            | Kind::KinesisStream
+            | Kind::SearchDomain
+            | Kind::LambdaFunction
+            | Kind::DeliveryStream => None,
+        }
+    }
+}
+
+/// Whether `changes` of `id` change who may reach what lives inside it (a domain's access
+/// policy): what lives inside may be refused until that change is made.
+pub fn opens_access(id: &ResourceId, changes: &[Change]) -> bool {
+    id.kind == Kind::SearchDomain && changes.iter().any(|c| c.attr == domain::ACCESS_POLICY)
+}
+
+/// Marks `op`, on something that lives in a resource whose access policy changes earlier in
+/// the same plan, to wait (bounded) for that policy to admit it.
+pub fn await_container_access(op: &mut Op) {
+    match op {
+        Op::IndexTemplate(template::Op::Put { await_access, .. }) => *await_access = true,
+        Op::IndexTemplate(_)
+        | Op::IamRole(_)
+        | Op::S3Bucket(_)
+        | Op::KinesisStream(_)
+        | Op::SearchDomain(_)
+        | Op::LambdaFunction(_)
+        | Op::DeliveryStream(_) => {}
+    }
+}
+
 impl fmt::Display for ResourceId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}.{}", self.kind.label(), self.name)
@@ -297,25 +336,16 @@ impl Desired {
             Desired::KinesisStream(d) => Op::KinesisStream(stream::Op::Create(d.clone())),
             Desired::SearchDomain(d) => Op::SearchDomain(domain::Op::Create(d.clone())),
             Desired::LambdaFunction(d) => Op::LambdaFunction(function::Op::Create(d.clone())),
-            Desired::IndexTemplate(d) => {
-                Op::IndexTemplate(template::Op::Put { template: Box::new(d.clone()), check_owner: true })
-            }
+            Desired::IndexTemplate(d) => Op::IndexTemplate(template::create_op(d)),
             Desired::DeliveryStream(d) => Op::DeliveryStream(delivery::Op::Create(d.clone())),
         }
     }
 
-    /// The resource this one lives inside: when that one is created or replaced, this one is
-    /// created in it whatever was read (a new domain has no templates).
+    /// The resource this one lives inside (see `ResourceId::container`): when that one is
+    /// created or replaced, this one is created in it whatever was read (a new domain has no
+    /// templates).
     pub fn container(&self) -> Option<ResourceId> {
-        match self {
-            Desired::IndexTemplate(d) => Some(ResourceId::new(Kind::SearchDomain, &d.domain)),
-            Desired::IamRole(_)
-            | Desired::S3Bucket(_)
-            | Desired::KinesisStream(_)
-            | Desired::SearchDomain(_)
-            | Desired::LambdaFunction(_)
-            | Desired::DeliveryStream(_) => None,
-        }
+        self.id().container()
     }
 }
 
@@ -341,11 +371,7 @@ pub fn update_op(want: &Desired, have: &Live) -> Op {
         (Desired::KinesisStream(w), Live::KinesisStream(h)) => Op::KinesisStream(stream::update_op(w, h)),
         (Desired::SearchDomain(w), Live::SearchDomain(h)) => Op::SearchDomain(domain::update_op(w, h)),
         (Desired::LambdaFunction(w), Live::LambdaFunction(h)) => Op::LambdaFunction(function::update_op(w, h)),
-        // PUT replaces the whole template. The step re-reads ownership before an update, and an
-        // adoption takes it over: no check in the put.
-        (Desired::IndexTemplate(w), Live::IndexTemplate(_)) => {
-            Op::IndexTemplate(template::Op::Put { template: Box::new(w.clone()), check_owner: false })
-        }
+        (Desired::IndexTemplate(w), Live::IndexTemplate(h)) => Op::IndexTemplate(template::update_op(w, h)),
         (Desired::DeliveryStream(w), Live::DeliveryStream(h)) => Op::DeliveryStream(delivery::update_op(w, h)),
         _ => unreachable!("desired and live of one id share a kind"),
     }

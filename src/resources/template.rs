@@ -22,9 +22,10 @@ use crate::aws::search::Call;
 use crate::aws::wait::Ctx;
 use crate::aws::{Aws, AwsError, ErrorClass};
 
-/// Above 0 so that a template a user adds at the default priority (0) for the same patterns is
-/// refused by the domain instead of silently winning or losing (composable templates of equal
-/// priority may not overlap).
+/// Above the default (0): a template someone adds for the same indices at a lower priority
+/// loses to this one (the highest priority wins at index creation); one at exactly this
+/// priority with overlapping patterns is refused by the domain (MetadataIndexTemplateService:
+/// templates of equal priority may not overlap).
 pub const PRIORITY: u64 = 100;
 /// The `_meta` key naming the tool; the stack tag sits beside it.
 const MANAGED_BY: &str = "managed_by";
@@ -96,11 +97,38 @@ pub enum Op {
     Put {
         template: Box<Desired>,
         check_owner: bool,
+        /// The domain's access policy changes earlier in this apply: a refusal by the policy is
+        /// tried again for a while (a bounded number of polls) before it fails the step.
+        #[serde(default)]
+        await_access: bool,
+        /// What the index pattern needs, as read.
+        pattern: PatternWrite,
     },
     Delete {
         domain: String,
         name: String,
     },
+}
+
+/// The index pattern's write: created (none was read), updated (one with other attributes), or
+/// left as it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PatternWrite {
+    Create,
+    Update,
+    Keep,
+}
+
+impl PatternWrite {
+    /// What turns `have` into `want`.
+    pub fn between(want: &IndexPattern, have: &Option<(String, Option<String>)>) -> PatternWrite {
+        match have {
+            None => PatternWrite::Create,
+            Some((title, time)) if *title == want.title && *time == want.time_field => PatternWrite::Keep,
+            Some(_) => PatternWrite::Update,
+        }
+    }
 }
 
 /// `<domain>/<template>`: the id of a template names the domain it lives in.
@@ -147,7 +175,9 @@ impl Desired {
             rotates: false,
             index_pattern: IndexPattern {
                 id: format!("pipectl-{index}"),
-                title: format!("{index}*"),
+                // The template's own patterns: `<index>*` would also cover another pipeline's
+                // `<index>s`.
+                title: format!("{index},{index}-*"),
                 time_field: time_field.map(str::to_string),
             },
             tags,
@@ -175,6 +205,22 @@ impl Desired {
             },
             "_meta": meta,
         })
+    }
+}
+
+/// A new template: created only where the name is free (see `execute`), with its index pattern.
+pub fn create_op(d: &Desired) -> Op {
+    Op::Put { template: Box::new(d.clone()), check_owner: true, await_access: false, pattern: PatternWrite::Create }
+}
+
+/// PUT replaces the whole template. The step re-reads ownership before an update, and an
+/// adoption takes it over: no check in the put. The index pattern is written only if it differs.
+pub fn update_op(want: &Desired, have: &Live) -> Op {
+    Op::Put {
+        template: Box::new(want.clone()),
+        check_owner: false,
+        await_access: false,
+        pattern: PatternWrite::between(&want.index_pattern, &have.index_pattern),
     }
 }
 
@@ -526,9 +572,35 @@ pub fn existing_indices_note(d: &Desired, mappings: &Value) -> Option<String> {
     ))
 }
 
+/// "index template [x] already exists": the answer to `create=true` for a taken name.
+fn already_exists(e: &AwsError) -> bool {
+    e.status == Some(400) && e.message.contains("already exists")
+}
+
+/// Runs `f`; with `await_access` (the domain's access policy changed earlier in this apply and
+/// may not admit us yet), a refusal by the policy is tried again, a bounded number of times.
+async fn with_access<T, F, Fut>(ctx: &Ctx<'_>, await_access: bool, mut f: F) -> Result<T, AwsError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, AwsError>>,
+{
+    let timing = ctx.aws.timing;
+    let mut attempt = 1;
+    loop {
+        match f().await {
+            Err(e) if await_access && e.is(ErrorClass::Denied) && attempt < timing.retry_attempts => {
+                ctx.note(format!("the domain does not admit us yet after its policy change; trying again ({attempt})"));
+                attempt += 1;
+                tokio::time::sleep(timing.poll).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 pub async fn execute(ctx: &Ctx<'_>, op: &Op) -> Result<(), AwsError> {
     match op {
-        Op::Put { template: d, check_owner } => {
+        Op::Put { template: d, check_owner, await_access, pattern } => {
             let id = d.id_name();
             let Some(dom) = reach(ctx.aws, &d.domain).await? else {
                 return Err(AwsError::local(
@@ -538,39 +610,51 @@ pub async fn execute(ctx: &Ctx<'_>, op: &Op) -> Result<(), AwsError> {
                     format!("domain {} has no endpoint (it does not exist or is not ready)", d.domain),
                 ));
             };
-            if *check_owner {
-                let r = ctx.domain(Call::new("search:GetIndexTemplate", &id, &dom.base, "GET", &path(&d.name))).await;
-                let stack = d.tags.get(crate::spec::STACK_TAG).map(String::as_str).unwrap_or_default();
-                if let Some(live) = found(r)?.and_then(|r| parse(&d.domain, &d.name, &r.body)) {
-                    if !super::owned_by(&live.tags, stack) {
-                        return Err(AwsError::local(
-                            "search:PutIndexTemplate",
-                            &id,
-                            "NotOwned",
-                            format!(
-                                "the domain has an index template {} that is not this stack's (no {}={stack} in its _meta); not overwritten (apply --adopt takes it over)",
-                                d.name,
-                                crate::spec::STACK_TAG
-                            ),
-                        ));
-                    }
-                }
-            }
             let body = d.body();
-            ctx.domain(Call::new("search:PutIndexTemplate", &id, &dom.base, "PUT", &path(&d.name)).body(&body)).await?;
-            // The index pattern after the template; `overwrite=true` makes the request
-            // idempotent (a retry after a lost reply, a changed time field).
-            let mut attributes = json!({ "title": d.index_pattern.title });
-            if let Some(f) = &d.index_pattern.time_field {
-                attributes["timeFieldName"] = json!(f);
+            let template_path = path(&d.name);
+            let put = Call::new("search:PutIndexTemplate", &id, &dom.base, "PUT", &template_path).body(&body);
+            if *check_owner {
+                // Created only if the name is free (`create=true`: the domain decides, no race);
+                // a template that exists (someone else's, or ours after a lost reply) is read
+                // and replaced only if it is the stack's.
+                let p = format!("{}?create=true", path(&d.name));
+                let create = Call::new("search:CreateIndexTemplate", &id, &dom.base, "PUT", &p).body(&body);
+                match with_access(ctx, *await_access, || ctx.domain(create)).await {
+                    Ok(_) => {}
+                    Err(e) if already_exists(&e) => {
+                        let r = ctx
+                            .domain(Call::new("search:GetIndexTemplate", &id, &dom.base, "GET", &path(&d.name)))
+                            .await;
+                        let stack = d.tags.get(crate::spec::STACK_TAG).map(String::as_str).unwrap_or_default();
+                        let theirs = found(r)?.and_then(|r| parse(&d.domain, &d.name, &r.body));
+                        if let Some(live) = theirs.filter(|l| !super::owned_by(&l.tags, stack)) {
+                            return Err(AwsError::local(
+                                "search:PutIndexTemplate",
+                                &id,
+                                "NotOwned",
+                                format!(
+                                    "the domain has an index template {} that is not this stack's ({}); not overwritten (apply --adopt takes it over)",
+                                    d.name,
+                                    live.tags.get(crate::spec::STACK_TAG).map_or_else(
+                                        || format!("no {}={stack} in its _meta", crate::spec::STACK_TAG),
+                                        |other| format!("its _meta names stack {other:?}")
+                                    )
+                                ),
+                            ));
+                        }
+                        ctx.domain(put).await?;
+                    }
+                    Err(e) => return Err(e),
+                }
+            } else {
+                with_access(ctx, *await_access, || ctx.domain(put)).await?;
             }
-            let pattern = json!({ "attributes": attributes });
-            let p = format!("{}?overwrite=true", pattern_path(&dom, &d.index_pattern.id));
-            let headers = [(dom.xsrf, "true")];
-            ctx.domain(
-                Call::new("search:PutIndexPattern", &id, &dom.base, "POST", &p).headers(&headers).body(&pattern),
-            )
-            .await?;
+            // The index pattern is a convenience: Dashboards may be unavailable (during an upgrade,
+            // AWS says) while the template is what the delivery stream waits for. A failure is
+            // said, and the next plan shows the pattern still to write.
+            if let Err(e) = write_pattern(ctx, &dom, d, *pattern).await {
+                ctx.note(format!("the Dashboards index pattern was not written ({e}); the next apply writes it"));
+            }
             Ok(())
         }
         Op::Delete { domain, name } => {
@@ -579,12 +663,40 @@ pub async fn execute(ctx: &Ctx<'_>, op: &Op) -> Result<(), AwsError> {
             let Some(dom) = reach(ctx.aws, domain).await? else { return Ok(()) };
             let headers = [(dom.xsrf, "true")];
             let p = pattern_path(&dom, &pattern_id(name));
-            gone_ok(
-                ctx.domain(Call::new("search:DeleteIndexPattern", &id, &dom.base, "DELETE", &p).headers(&headers))
-                    .await,
-            )?;
+            let call = Call::new("search:DeleteIndexPattern", &id, &dom.base, "DELETE", &p).headers(&headers);
+            if let Err(e) = gone_ok(ctx.domain(call).await) {
+                ctx.note(format!("the Dashboards index pattern was not deleted ({e})"));
+            }
             gone_ok(ctx.domain(Call::new("search:DeleteIndexTemplate", &id, &dom.base, "DELETE", &path(name))).await)
         }
+    }
+}
+
+/// Creates the index pattern (POST) or updates it (PUT, the update API), as the plan read it;
+/// a create that finds it (ours after a lost reply, or made since) updates it, an update that
+/// misses it creates it. Not `POST …?overwrite=true`: AWS says a domain ignores the URL
+/// parameters of SigV4-signed POST requests ("Signing HTTP requests to Amazon OpenSearch
+/// Service").
+async fn write_pattern(ctx: &Ctx<'_>, dom: &Domain, d: &Desired, how: PatternWrite) -> Result<(), AwsError> {
+    if how == PatternWrite::Keep {
+        return Ok(());
+    }
+    let id = d.id_name();
+    let mut attributes = json!({ "title": d.index_pattern.title });
+    if let Some(f) = &d.index_pattern.time_field {
+        attributes["timeFieldName"] = json!(f);
+    }
+    let pattern = json!({ "attributes": attributes });
+    let p = pattern_path(dom, &d.index_pattern.id);
+    let headers = [(dom.xsrf, "true")];
+    let create = Call::new("search:CreateIndexPattern", &id, &dom.base, "POST", &p).headers(&headers).body(&pattern);
+    match ctx.domain(create).await {
+        Err(e) if e.status == Some(409) => {
+            let update =
+                Call::new("search:UpdateIndexPattern", &id, &dom.base, "PUT", &p).headers(&headers).body(&pattern);
+            ctx.domain(update).await.map(drop)
+        }
+        other => other.map(drop),
     }
 }
 

@@ -165,7 +165,7 @@ impl Moto {
 
     pub async fn aws(&self) -> pipectl::aws::Aws {
         let mut aws = pipectl::aws::Aws::from_config(&self.sdk().await, true);
-        aws.search.endpoint_override = Some(self.search_endpoint());
+        aws.search.set_endpoint(Some(self.search_endpoint())).unwrap();
         aws
     }
 

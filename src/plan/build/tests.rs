@@ -232,24 +232,38 @@ fn engine_change_replaces_the_domain_and_says_what_is_lost() {
 fn removed_pipeline_resources_are_deleted_last_first() {
     let d = desired();
     let mut o = all_live(&d);
-    // An owned delivery stream and stream the spec no longer names.
-    let mut old_delivery = converged(&d[6]);
-    let mut old_stream = converged(&d[3]);
+    // An owned delivery stream, index template and stream the spec no longer names.
+    let at = |k: Kind| d.iter().position(|x| x.id().kind == k).unwrap();
+    let mut old_delivery = converged(&d[at(Kind::DeliveryStream)]);
+    let mut old_stream = converged(&d[at(Kind::KinesisStream)]);
+    let mut old_template = converged(&d[at(Kind::IndexTemplate)]);
     if let Live::DeliveryStream(x) = &mut old_delivery {
         x.name = "old".into();
     }
     if let Live::KinesisStream(x) = &mut old_stream {
         x.name = "OldStream".into();
     }
+    if let Live::IndexTemplate(x) = &mut old_template {
+        x.name = "old-index".into();
+    }
     o.live.insert(id(Kind::DeliveryStream, "old"), Some(old_delivery));
     o.live.insert(id(Kind::KinesisStream, "OldStream"), Some(old_stream));
+    o.live.insert(id(Kind::IndexTemplate, "kinesis/old-index"), Some(old_template));
     o.discovered.insert(id(Kind::DeliveryStream, "old"));
     o.discovered.insert(id(Kind::KinesisStream, "OldStream"));
+    o.discovered.insert(id(Kind::IndexTemplate, "kinesis/old-index"));
     let p = build(&T, &d, &o, APPLY);
-    assert_eq!(p.counts().destroy, 2);
+    assert_eq!(p.counts().destroy, 3);
     assert_eq!(p.steps[0].id, id(Kind::DeliveryStream, "old"));
-    assert_eq!(p.steps[1].id, id(Kind::KinesisStream, "OldStream"));
-    assert_eq!(p.steps[1].depends_on, vec![id(Kind::DeliveryStream, "old")]);
+    // The domain stays: the template is deleted on its own, after the delivery stream that
+    // wrote into its index, and loses no data (no --allow-delete needed for it).
+    assert_eq!(p.steps[1].id, id(Kind::IndexTemplate, "kinesis/old-index"));
+    assert_eq!(p.steps[1].data_loss, None);
+    assert_eq!(p.steps[2].id, id(Kind::KinesisStream, "OldStream"));
+    assert_eq!(
+        p.steps[2].depends_on,
+        vec![id(Kind::IndexTemplate, "kinesis/old-index"), id(Kind::DeliveryStream, "old")]
+    );
 }
 
 #[test]
@@ -293,7 +307,12 @@ fn destroy_deletes_owned_in_reverse_order_and_keeps_full_buckets_unless_purged()
     let Live::S3Bucket(b) = live_mut(&mut o, &id(Kind::S3Bucket, "crime-data-firehose-backup")) else { panic!() };
     b.objects = 3;
     let p = build(&T, &d, &o, DESTROY);
-    assert_eq!(p.counts().destroy, 8);
+    // The index template goes with its domain (no delete of its own, which would need the
+    // domain to admit us); the domain's step says so.
+    assert_eq!(p.counts().destroy, 7);
+    assert!(p.steps.iter().all(|s| s.id.kind != Kind::IndexTemplate));
+    let dom = p.steps.iter().find(|s| s.id.kind == Kind::SearchDomain).unwrap();
+    assert_eq!(dom.note.as_deref(), Some("deleting it deletes what lives in it: index_template.kinesis/crime-data"));
     assert_eq!(p.steps[0].id.kind, Kind::DeliveryStream);
     assert_eq!(p.steps.last().unwrap().id.kind.rank(), 0);
     let bstep = p.steps.iter().find(|s| s.id.kind == Kind::S3Bucket).unwrap();
@@ -434,10 +453,25 @@ fn a_template_the_domain_refuses_to_show_is_a_conflict_and_is_not_touched() {
     let t = p.steps.iter().find(|s| s.id == tid).unwrap();
     assert_eq!(t.action, Action::Update);
     assert_eq!(t.depends_on, vec![id(Kind::SearchDomain, "kinesis")]);
+    // ... and waits (bounded) for the new policy to admit it.
     assert!(matches!(
         &t.ops[..],
-        [crate::resources::Op::IndexTemplate(crate::resources::template::Op::Put { check_owner: true, .. })]
+        [crate::resources::Op::IndexTemplate(crate::resources::template::Op::Put {
+            check_owner: true,
+            await_access: true,
+            ..
+        })]
     ));
+    // Another domain change (not its access policy) cannot make it readable: a conflict.
+    let mut o = all_live(&d);
+    let Live::IndexTemplate(t) = live_mut(&mut o, &tid) else { panic!() };
+    t.unreadable = Some("cannot read the index template: refused".into());
+    t.tags.clear();
+    t.index_pattern = None;
+    let Live::SearchDomain(x) = live_mut(&mut o, &id(Kind::SearchDomain, "kinesis")) else { panic!() };
+    x.instance_count = 3;
+    let p = build(&T, &d, &o, APPLY);
+    assert_eq!(p.conflicts.len(), 1, "{}", render::text(&p));
     // A mapping edited by hand (drift) is one in-place update of that field.
     let mut o = all_live(&d);
     let Live::IndexTemplate(t) = live_mut(&mut o, &tid) else { panic!() };

@@ -100,9 +100,9 @@ fn diff_table() {
     l.index_pattern = None;
     let c = diff(&d, &l);
     assert_eq!(attrs(&c), ["dashboards.index_pattern"]);
-    assert_eq!(c[0].after, json!({"title": "crime-data*", "time_field": "crime_time"}));
+    assert_eq!(c[0].after, json!({"title": "crime-data,crime-data-*", "time_field": "crime_time"}));
     let mut l = live(&d);
-    l.index_pattern = Some(("crime-data*".into(), Some("load_time".into())));
+    l.index_pattern = Some(("crime-data,crime-data-*".into(), Some("load_time".into())));
     assert_eq!(attrs(&diff(&d, &l)), ["dashboards.index_pattern"]);
 
     // Ownership lives in _meta.
@@ -169,4 +169,18 @@ fn ids_name_the_domain() {
     assert_eq!(split("kinesis/crime-data"), ("kinesis", "crime-data"));
     assert_eq!(path("crime data"), "/_index_template/crime%20data");
     assert_eq!(path("crime-data_2.x"), "/_index_template/crime-data_2.x");
+}
+
+#[test]
+fn the_index_pattern_is_written_only_when_it_differs() {
+    let d = crime();
+    let want = &d.index_pattern;
+    assert_eq!(PatternWrite::between(want, &None), PatternWrite::Create);
+    assert_eq!(PatternWrite::between(want, &Some((want.title.clone(), want.time_field.clone()))), PatternWrite::Keep);
+    assert_eq!(PatternWrite::between(want, &Some((want.title.clone(), None))), PatternWrite::Update);
+    // A mapping edit leaves a current index pattern alone.
+    let mut l = live(&d);
+    l.fields.insert("beat".into(), json!({"type": "text"}));
+    assert!(matches!(update_op(&d, &l), Op::Put { pattern: PatternWrite::Keep, check_owner: false, .. }));
+    assert!(matches!(create_op(&d), Op::Put { pattern: PatternWrite::Create, check_owner: true, .. }));
 }
