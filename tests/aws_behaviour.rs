@@ -487,3 +487,26 @@ async fn someone_elses_template_is_never_overwritten() {
     m.pipectl(&["plan", "-f", &spec2, "--detailed-exitcode", "--artifacts", &art()]).code(0);
     assert_eq!(m.search_state()["kinesis"]["templates"]["crime-data"]["_meta"]["pipectl:stack"], "crime-data");
 }
+
+/// Dashboards down (AWS: it may be unavailable during an upgrade) does not hold the pipeline
+/// back: the template is put, the delivery stream created, apply says the index pattern was not
+/// written, the next plan shows it still to write, and the next apply writes it.
+#[tokio::test(flavor = "multi_thread")]
+async fn dashboards_down_does_not_hold_the_delivery_stream_back() {
+    let m = Moto::aws_like();
+    let dir = Scratch::new("dashboards-down");
+    let spec = dir.write("stack.yaml", &common::stack_text("crime-data.yaml"));
+    m.fault(json!({"search": {"status": 503, "times": 100, "path": "saved_objects"}}));
+    let out = m.pipectl(&["apply", "-f", &spec, "--yes", "--artifacts", &art()]).ok();
+    assert!(out.stderr.contains("the Dashboards index pattern was not written"), "{}", out.stderr);
+    assert!(live(&m, Kind::DeliveryStream, "firehose").await.is_some());
+    assert!(m.search_state()["kinesis"]["templates"]["crime-data"].is_object());
+    // Still down: the plan does not fail, it shows the pattern as unknown and still to write.
+    let out = m.pipectl(&["plan", "-f", &spec, "--detailed-exitcode", "--artifacts", &art()]).code(2);
+    assert!(out.stdout.contains("dashboards.index_pattern: \"unknown: "), "{}", out.stdout);
+    m.reset();
+    let out = m.pipectl(&["plan", "-f", &spec, "--detailed-exitcode", "--artifacts", &art()]).code(2);
+    assert!(out.stdout.contains("dashboards.index_pattern: (none) -> "), "{}", out.stdout);
+    m.pipectl(&["apply", "-f", &spec, "--yes", "--artifacts", &art()]).ok();
+    m.pipectl(&["plan", "-f", &spec, "--detailed-exitcode", "--artifacts", &art()]).code(0);
+}

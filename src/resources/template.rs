@@ -82,6 +82,10 @@ pub struct Live {
     /// The index pattern with the id pipectl gives it, if it exists: (title, time field).
     #[serde(default)]
     pub index_pattern: Option<(String, Option<String>)>,
+    /// Dashboards did not answer for the index pattern (it may be down during an upgrade, AWS
+    /// says): why. The plan shows the pattern as still to write instead of failing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index_pattern_unknown: Option<String>,
     /// The domain refused to show the template (403): why, with how to fix it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unreadable: Option<String>,
@@ -220,7 +224,11 @@ pub fn update_op(want: &Desired, have: &Live) -> Op {
         template: Box::new(want.clone()),
         check_owner: false,
         await_access: false,
-        pattern: PatternWrite::between(&want.index_pattern, &have.index_pattern),
+        pattern: match &have.index_pattern_unknown {
+            // Written as if absent: a create that finds it updates it.
+            Some(_) => PatternWrite::Create,
+            None => PatternWrite::between(&want.index_pattern, &have.index_pattern),
+        },
     }
 }
 
@@ -326,6 +334,7 @@ pub fn parse(domain: &str, name: &str, body: &Value) -> Option<Live> {
             .unwrap_or_default(),
         tags,
         index_pattern: None,
+        index_pattern_unknown: None,
         unreadable: None,
     })
 }
@@ -369,7 +378,9 @@ pub fn diff(want: &Desired, have: &Live) -> Vec<Change> {
         }
     }
     let want_pattern = (want.index_pattern.title.clone(), want.index_pattern.time_field.clone());
-    if have.index_pattern.as_ref() != Some(&want_pattern) {
+    if let Some(why) = &have.index_pattern_unknown {
+        out.push(Change::new("dashboards.index_pattern", format!("unknown: {why}"), pattern_view(&want.index_pattern)));
+    } else if have.index_pattern.as_ref() != Some(&want_pattern) {
         let before = have.index_pattern.as_ref().map(|(t, f)| json!({ "title": t, "time_field": f }));
         out.push(Change::new("dashboards.index_pattern", before, pattern_view(&want.index_pattern)));
     }
@@ -429,11 +440,17 @@ pub async fn read(aws: &Aws, id_name: &str) -> Result<Option<Live>, AwsError> {
         return Ok(Some(live));
     }
     let p = pattern_path(&dom, &pattern_id(&live.name));
-    let pattern = found(aws.domain(Call::new("search:GetIndexPattern", id_name, &dom.base, "GET", &p)).await)?;
-    live.index_pattern = pattern.map(|r| {
-        let a = &r.body["attributes"];
-        (a["title"].as_str().unwrap_or_default().to_string(), a["timeFieldName"].as_str().map(str::to_string))
-    });
+    match found(aws.domain(Call::new("search:GetIndexPattern", id_name, &dom.base, "GET", &p)).await) {
+        Ok(pattern) => {
+            live.index_pattern = pattern.map(|r| {
+                let a = &r.body["attributes"];
+                (a["title"].as_str().unwrap_or_default().to_string(), a["timeFieldName"].as_str().map(str::to_string))
+            })
+        }
+        // Dashboards down or refusing: the template (what the pipeline needs) is still planned.
+        Err(e) if e.is_transient() || e.is(ErrorClass::Denied) => live.index_pattern_unknown = Some(e.to_string()),
+        Err(e) => return Err(e),
+    }
     Ok(Some(live))
 }
 
@@ -464,6 +481,7 @@ async fn read_template(aws: &Aws, id_name: &str) -> Result<Option<(Domain, Live)
                     composed_of: vec![],
                     tags: Tags::new(),
                     index_pattern: None,
+                    index_pattern_unknown: None,
                     unreadable: Some(format!("cannot read the index template: {e}")),
                 },
             )))

@@ -130,6 +130,12 @@ impl Moto {
         assert_eq!(status, 200, "arming {json}: {body}");
     }
 
+    /// Clears the armed faults and the call counts (`POST /_pipectl/reset`).
+    pub fn reset(&self) {
+        let (status, body) = self.http("POST", "/_pipectl/reset", "");
+        assert_eq!(status, 200, "{body}");
+    }
+
     /// The calls the emulator has seen, by `service:Action`.
     pub fn calls(&self) -> serde_json::Map<String, serde_json::Value> {
         let (status, body) = self.http("GET", "/_pipectl/calls", "");

@@ -105,6 +105,14 @@ fn diff_table() {
     l.index_pattern = Some(("crime-data,crime-data-*".into(), Some("load_time".into())));
     assert_eq!(attrs(&diff(&d, &l)), ["dashboards.index_pattern"]);
 
+    // Dashboards did not answer: the pattern is shown as still to write, and written.
+    let mut l = live(&d);
+    l.index_pattern_unknown = Some("HTTP503".into());
+    let c = diff(&d, &l);
+    assert_eq!(attrs(&c), ["dashboards.index_pattern"]);
+    assert_eq!(c[0].before, json!("unknown: HTTP503"));
+    assert!(matches!(update_op(&d, &l), Op::Put { pattern: PatternWrite::Create, .. }));
+
     // Ownership lives in _meta.
     let mut l = live(&d);
     l.tags.remove("pipectl:stack");
