@@ -246,6 +246,18 @@ class _JP:
         while self.i < len(self.s) and self.s[self.i] in self.WS:
             self.i += 1
 
+    def item_end(self, closer: str, what: str) -> bool:
+        """After an array or object entry: True at its closing bracket, False after a comma
+        (either consumed); anything else is Jackson's error."""
+        self.ws()
+        if self.s.startswith(",", self.i):
+            self.i += 1
+            return False
+        if self.s.startswith(closer, self.i):
+            self.i += 1
+            return True
+        raise self.fail(f"was expecting comma to separate {what} entries")
+
     def fail(self, what: str) -> JsonError:
         line, col = self.pos()
         ch = self.s[self.i] if self.i < len(self.s) else None
@@ -271,14 +283,8 @@ class _JP:
                 return out
             while True:
                 out.append(self.value())
-                self.ws()
-                if self.s.startswith(",", self.i):
-                    self.i += 1
-                    continue
-                if self.s.startswith("]", self.i):
-                    self.i += 1
+                if self.item_end("]", "Array"):
                     return out
-                raise self.fail("was expecting comma to separate Array entries")
         if c == '"':
             return self.string()
         for lit, val in (("true", True), ("false", False), ("null", None)):
@@ -338,14 +344,8 @@ class _JP:
             vp = self.pos()
             out[key] = self.value()
             out.kpos[key], out.vpos[key] = kp, vp
-            self.ws()
-            if self.s.startswith(",", self.i):
-                self.i += 1
-                continue
-            if self.s.startswith("}", self.i):
-                self.i += 1
+            if self.item_end("}", "Object"):
                 return out
-            raise self.fail("was expecting comma to separate Object entries")
 
 
 def parse_json(body: bytes) -> Any:
