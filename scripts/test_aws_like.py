@@ -46,6 +46,30 @@ def error_of(fn: Callable[[], Any]) -> tuple[str, str, int]:
     raise AssertionError("expected an error, the call succeeded")
 
 
+def burst_until_refused(call: Callable[[], Any]) -> Callable[[], Any]:
+    """For a 5 calls/s quota: a first call (which loads moto's code, slow on a fresh server),
+    a pause that empties the window, then calls as fast as they go until one is refused. At
+    least 5 pass and the refusal comes soon; how many pass depends on this machine's speed
+    (the window slides), not on luck. Returns a callable that raises that refusal again, for
+    expect_error (a new call could pass: the window keeps sliding)."""
+    call()
+    time.sleep(1.1)
+    passed = 0
+    while passed < 50:
+        try:
+            call()
+        except ClientError as e:
+            assert passed >= 5, f"refused after {passed} calls"
+            refusal = e  # `e` itself is unbound when the except block ends
+
+            def again() -> None:
+                raise refusal
+
+            return again
+        passed += 1
+    raise AssertionError(f"{passed} calls passed and none was refused")
+
+
 def expect_error(fn: Callable[[], Any], code: str, status: int | None = None,
                  contains: str | None = None) -> str:
     got_code, message, got_status = error_of(fn)
@@ -190,10 +214,8 @@ def phase_all(srv: Server) -> None:
     def kinesis_quota_and_denied() -> None:
         name = uid("ks")
         kinesis.create_stream(StreamName=name, ShardCount=1)
-        time.sleep(1.1)
-        for _ in range(5):
-            kinesis.list_tags_for_stream(StreamName=name)
-        expect_error(lambda: kinesis.list_tags_for_stream(StreamName=name),
+        refused = burst_until_refused(lambda: kinesis.list_tags_for_stream(StreamName=name))
+        expect_error(refused,
                      "LimitExceededException", 400,
                      f"Rate exceeded for stream {name} under account {ACCOUNT}.")
         time.sleep(1.1)
@@ -334,10 +356,8 @@ def phase_all(srv: Server) -> None:
     def firehose_quota_denied() -> None:
         name = uid("fh")
         fh_create(name)
-        time.sleep(1.1)
-        for _ in range(5):
-            firehose.list_tags_for_delivery_stream(DeliveryStreamName=name)
-        expect_error(lambda: firehose.list_tags_for_delivery_stream(DeliveryStreamName=name),
+        refused = burst_until_refused(lambda: firehose.list_tags_for_delivery_stream(DeliveryStreamName=name))
+        expect_error(refused,
                      "ThrottlingException", 400, "Max limit of 5 RPS")
         srv.control("POST", "/_pipectl/faults", {"denied_tags": [
             f"arn:aws:firehose:{REGION}:{ACCOUNT}:deliverystream/{name}"]})
