@@ -54,11 +54,16 @@ async fn collect(mut reads: Reads) -> Result<BTreeMap<ResourceId, Option<resourc
 }
 
 /// Reads every id in `ids` and, by tag, every resource the stack owns; all in parallel.
-pub async fn observe(aws: &Aws, stack: &str, ids: &[ResourceId]) -> Result<Observed, EngineError> {
+/// `inside`: also what lives inside other resources (index templates in a domain); a destroy,
+/// which deletes the containers, does not read inside them (a domain that does not admit us
+/// cannot block it).
+pub async fn observe(aws: &Aws, stack: &str, ids: &[ResourceId], inside: bool) -> Result<Observed, EngineError> {
     let discovery = {
         let (aws, stack) = (aws.clone(), stack.to_string());
-        tokio::spawn(async move { resources::discover(&aws, &stack).await })
+        tokio::spawn(async move { resources::discover(&aws, &stack, inside).await })
     };
+    let ids: Vec<ResourceId> = ids.iter().filter(|id| inside || id.container().is_none()).cloned().collect();
+    let ids = ids.as_slice();
     let mut observed = Observed::default();
     let mut reads = Reads::new();
     for id in ids {
@@ -97,6 +102,14 @@ pub async fn assess(aws: &Aws, plan: &mut Plan, desired: &[resources::Desired]) 
             plan.conflicts.push(crate::plan::Conflict { id: id.clone(), message: format!("{id}: {p}") });
         }
     }
+    // Steps whose container is created or replaced: what they put goes into a new container,
+    // so nothing read from the old one says anything about it.
+    let renewed: BTreeSet<ResourceId> = plan
+        .steps
+        .iter()
+        .filter(|s| matches!(s.action, crate::plan::Action::Create | crate::plan::Action::Replace))
+        .map(|s| s.id.clone())
+        .collect();
     for step in &mut plan.steps {
         for op in &step.ops {
             let found = resources::deployment(aws, op)
@@ -105,11 +118,18 @@ pub async fn assess(aws: &Aws, plan: &mut Plan, desired: &[resources::Desired]) 
             if let Some((kind, message)) = found {
                 step.deployment = Some(crate::plan::Deployment { kind, message });
             }
+            if step.id.container().is_some_and(|c| renewed.contains(&c)) {
+                continue;
+            }
+            // Display only: a read that fails says so instead of failing the plan.
             let note = resources::note(aws, op)
                 .await
-                .map_err(|source| EngineError::Read { id: step.id.to_string(), source })?;
-            if note.is_some() {
-                step.note = note;
+                .unwrap_or_else(|e| Some(format!("could not check what this change leaves as it is ({e})")));
+            if let Some(n) = note {
+                step.note = Some(match step.note.take() {
+                    Some(before) => format!("{before}; {n}"),
+                    None => n,
+                });
             }
         }
     }

@@ -156,7 +156,7 @@ async fn prepare(
 
 async fn make_plan(p: &Prepared, opts: Options) -> Result<Plan, engine::EngineError> {
     let ids: Vec<_> = p.desired.iter().map(Desired::id).collect();
-    let observed = engine::observe(&p.aws, &p.stack, &ids).await?;
+    let observed = engine::observe(&p.aws, &p.stack, &ids, opts.mode == Mode::Apply).await?;
     let t = PlanTarget { stack: &p.stack, region: &p.aws.region, account: &p.account };
     let mut plan = build(&t, &p.desired, &observed, opts);
     engine::assess(&p.aws, &mut plan, &p.desired).await?;

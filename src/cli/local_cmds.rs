@@ -136,9 +136,14 @@ pub fn invoke(a: InvokeArgs) -> CliResult {
     let schema = &p.schema;
     let compiled = crate::schema::Compiled::new(schema);
     if a.mapping {
-        // The body `apply` puts as `_index_template/<index>` on the domain.
-        let t = crate::model::index_template(&loaded.spec, p);
-        println!("{}", serde_json::to_string_pretty(&t.body())?);
+        // The body `apply` puts as `_index_template/<index>` on the domain, without its
+        // ownership marks: a template installed by hand from this output is not the stack's
+        // (pipectl would otherwise take it for its own, and delete it when it is not in the spec).
+        let mut body = crate::model::index_template(&loaded.spec, p).body();
+        if let Some(m) = body.as_object_mut() {
+            m.remove("_meta");
+        }
+        println!("{}", serde_json::to_string_pretty(&body)?);
         return Ok(ExitCode::SUCCESS);
     }
     if let Some(path) = a.event {

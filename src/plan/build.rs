@@ -37,8 +37,8 @@ pub struct Target<'a> {
 
 /// The attributes of a resource to be created, for display.
 fn creation_summary(d: &Desired) -> Vec<Change> {
-    if let Desired::IndexTemplate(t) = d {
-        return crate::resources::template::summary(t);
+    if let Some(own) = d.summary() {
+        return own;
     }
     let Ok(Value::Object(m)) = serde_json::to_value(d) else { return vec![] };
     let mut out: Vec<Change> = m
@@ -75,6 +75,8 @@ pub fn build(t: &Target<'_>, desired: &[Desired], observed: &Observed, opts: Opt
     let mut kept = Vec::new();
     let wanted: BTreeSet<ResourceId> = desired.iter().map(Desired::id).collect();
     let live_of = |id: &ResourceId| observed.live.get(id).and_then(Option::as_ref);
+    // Containers whose access policy this plan changes (see `contained`).
+    let mut opened: BTreeSet<ResourceId> = BTreeSet::new();
 
     match opts.mode {
         Mode::Apply => {
@@ -83,7 +85,6 @@ pub fn build(t: &Target<'_>, desired: &[Desired], observed: &Observed, opts: Opt
             let mut in_order: Vec<&Desired> = desired.iter().collect();
             in_order.sort_by_key(|d| d.id().kind.rank());
             let mut renewed: BTreeSet<ResourceId> = BTreeSet::new();
-            let mut opened: BTreeSet<ResourceId> = BTreeSet::new();
             for d in in_order {
                 let id = d.id();
                 let container_renewed = d.container().is_some_and(|c| renewed.contains(&c));
@@ -109,16 +110,17 @@ pub fn build(t: &Target<'_>, desired: &[Desired], observed: &Observed, opts: Opt
                     // only if the name is free or replacing only the stack's own. Otherwise a
                     // conflict.
                     if d.container().is_some_and(|c| opened.contains(&c)) {
+                        let container = d.container().map(|c| c.to_string()).unwrap_or_default();
                         steps.push(Step {
                             id: id.clone(),
                             action: Action::Update,
                             depends_on: vec![],
-                            changes: vec![Change::new("readable", why, "after the domain's access policy change")],
+                            changes: vec![Change::new("readable", why, format!("after {container}'s access policy change"))],
                             data_loss: None,
                             deployment: None,
-                            note: Some(
-                                "the domain refuses to show it now; it is put after the domain's access policy change in this plan, and only if it is absent or this stack's".into(),
-                            ),
+                            note: Some(format!(
+                                "cannot be read now; it is written after {container}'s access policy change in this plan, and only if it is absent or this stack's"
+                            )),
                             require_owner: None,
                             ops: vec![d.create_op()],
                         });
@@ -225,7 +227,7 @@ pub fn build(t: &Target<'_>, desired: &[Desired], observed: &Observed, opts: Opt
         }
     }
 
-    contained(&mut steps);
+    contained(&mut steps, desired, &opened);
     order(&mut steps, desired);
     Plan {
         format_version: FORMAT_VERSION,
@@ -241,26 +243,34 @@ pub fn build(t: &Target<'_>, desired: &[Desired], observed: &Observed, opts: Opt
     }
 }
 
-/// What lives inside another resource (`ResourceId::container`) and its container in one plan:
-/// a container deleted here takes what lives in it along (no separate delete, which would need
-/// the domain to admit us; the container's step names them); what is put into a container
-/// whose access policy changes first waits, bounded, for that change to admit it.
-fn contained(steps: &mut Vec<Step>) {
-    let deleted: BTreeSet<ResourceId> =
-        steps.iter().filter(|s| s.action == Action::Delete).map(|s| s.id.clone()).collect();
-    let opened: BTreeSet<ResourceId> =
-        steps.iter().filter(|s| opens_access(&s.id, &s.changes)).map(|s| s.id.clone()).collect();
-    let mut gone_with: BTreeMap<ResourceId, Vec<String>> = BTreeMap::new();
-    steps.retain(|s| match s.id.container().filter(|c| s.action == Action::Delete && deleted.contains(c)) {
+/// What lives inside another resource (`ResourceId::container`) and its container in one plan.
+/// A container deleted or replaced here takes what lives in it along: no separate delete (which
+/// would need the domain to admit us, and races the replacement), and the container's step
+/// names them, with what the spec puts in it (a destroy does not read inside a domain it
+/// deletes). What is put into a container whose access policy this plan changes first (`opened`)
+/// waits, bounded, for that change to admit it.
+fn contained(steps: &mut Vec<Step>, desired: &[Desired], opened: &BTreeSet<ResourceId>) {
+    let emptied: BTreeSet<ResourceId> =
+        steps.iter().filter(|s| matches!(s.action, Action::Delete | Action::Replace)).map(|s| s.id.clone()).collect();
+    let mut gone_with: BTreeMap<ResourceId, BTreeSet<String>> = BTreeMap::new();
+    steps.retain(|s| match s.id.container().filter(|c| s.action == Action::Delete && emptied.contains(c)) {
         Some(c) => {
-            gone_with.entry(c).or_default().push(s.id.to_string());
+            gone_with.entry(c).or_default().insert(s.id.to_string());
             false
         }
         None => true,
     });
+    let planned: BTreeSet<ResourceId> = steps.iter().map(|s| s.id.clone()).collect();
+    for d in desired {
+        let id = d.id();
+        if let Some(c) = id.container().filter(|c| emptied.contains(c) && !planned.contains(&id)) {
+            gone_with.entry(c).or_default().insert(id.to_string());
+        }
+    }
     for s in steps.iter_mut() {
         if let Some(inside) = gone_with.get(&s.id) {
-            s.note = Some(format!("deleting it deletes what lives in it: {}", inside.join(", ")));
+            let what = inside.iter().cloned().collect::<Vec<_>>().join(", ");
+            s.note = Some(format!("what lives in it goes with it: {what}"));
         }
         if s.id.container().is_some_and(|c| opened.contains(&c)) {
             s.ops.iter_mut().for_each(await_container_access);

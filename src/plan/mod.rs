@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::resources::{Change, Live, Op, ResourceId};
 
 /// Bumped on any incompatible change of the serialised form.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -83,6 +83,11 @@ impl Kind {
         }
     }
 
+    /// Whether resources of this kind live inside another resource (see `ResourceId::container`).
+    pub fn lives_inside(self) -> bool {
+        matches!(self, Kind::IndexTemplate)
+    }
+
     /// What deleting (or replacing) a resource of this kind loses.
     pub fn data_loss(self) -> Option<&'static str> {
         match self {
@@ -120,9 +125,7 @@ impl ResourceId {
     /// resource is created again with it and goes when it is deleted.
     pub fn container(&self) -> Option<ResourceId> {
         match self.kind {
-            Kind::IndexTemplate => {
-                self.name.split_once('/').map(|(domain, _)| ResourceId::new(Kind::SearchDomain, domain))
-            }
+            Kind::IndexTemplate => Some(ResourceId::new(Kind::SearchDomain, template::split(&self.name).0)),
             Kind::IamRole
             | Kind::S3Bucket
             | Kind::KinesisStream
@@ -341,6 +344,20 @@ impl Desired {
         }
     }
 
+    /// What a new resource of this kind holds, for the plan, when its kind says it better than
+    /// its fields one by one (a template: one line per mapped field).
+    pub fn summary(&self) -> Option<Vec<Change>> {
+        match self {
+            Desired::IndexTemplate(d) => Some(template::summary(d)),
+            Desired::IamRole(_)
+            | Desired::S3Bucket(_)
+            | Desired::KinesisStream(_)
+            | Desired::SearchDomain(_)
+            | Desired::LambdaFunction(_)
+            | Desired::DeliveryStream(_) => None,
+        }
+    }
+
     /// The resource this one lives inside (see `ResourceId::container`): when that one is
     /// created or replaced, this one is created in it whatever was read (a new domain has no
     /// templates).
@@ -443,7 +460,13 @@ impl Live {
                 d.endpoint = None;
             }
             Live::KinesisStream(s) => s.status.clear(),
-            Live::IamRole(_) | Live::DeliveryStream(_) | Live::IndexTemplate(_) => {}
+            // What a plan does with a template it may not read, or an index pattern Dashboards
+            // did not show, does not depend on the error's text (a URL, the caller's session).
+            Live::IndexTemplate(t) => {
+                t.unreadable = t.unreadable.as_ref().map(|_| "unreadable".to_string());
+                t.index_pattern_unknown = t.index_pattern_unknown.as_ref().map(|_| "unknown".to_string());
+            }
+            Live::IamRole(_) | Live::DeliveryStream(_) => {}
         }
         l
     }
@@ -507,7 +530,7 @@ fn id_from_arn(arn: &str) -> Option<ResourceId> {
 /// The Tagging API is eventually consistent: a resource tagged seconds ago may be missing.
 /// Resources the spec names are read by name anyway; only a resource dropped from the spec
 /// within that window could be missed by one plan (the next one finds it).
-pub async fn discover(aws: &Aws, stack: &str) -> Result<Vec<ResourceId>, AwsError> {
+pub async fn discover(aws: &Aws, stack: &str, inside: bool) -> Result<Vec<ResourceId>, AwsError> {
     use aws_sdk_resourcegroupstagging::types::TagFilter;
     let filter = TagFilter::builder().key(crate::spec::STACK_TAG).values(stack).build();
     let types: Vec<String> = Kind::ALL.iter().filter_map(|k| k.tagging()).map(|(t, _)| t.to_string()).collect();
@@ -533,7 +556,9 @@ pub async fn discover(aws: &Aws, stack: &str) -> Result<Vec<ResourceId>, AwsErro
     }
     let domains: Vec<String> =
         ids.iter().filter(|id| id.kind == Kind::SearchDomain).map(|id| id.name.clone()).collect();
-    for kind in Kind::ALL.into_iter().filter(|k| k.tagging().is_none()) {
+    // `inside`: also what lives inside other resources (see `ResourceId::container`).
+    let listed = Kind::ALL.into_iter().filter(|k| k.tagging().is_none());
+    for kind in listed.filter(|k| inside || !k.lives_inside()) {
         let names = match kind {
             Kind::IamRole => role::discover(aws, stack).await?,
             Kind::IndexTemplate => template::discover(aws, stack, &domains).await?,

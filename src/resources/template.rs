@@ -35,8 +35,6 @@ pub struct Desired {
     /// The template's name (the pipeline's index name).
     pub name: String,
     pub domain: String,
-    /// The index Firehose writes to.
-    pub index: String,
     pub index_patterns: Vec<String>,
     pub priority: u64,
     /// `dynamic` of the mapping: `strict`, the transform writes exactly the schema's fields.
@@ -46,8 +44,6 @@ pub struct Desired {
     /// Index settings, flat (`index.number_of_shards`) with string values, as the domain
     /// stores them.
     pub settings: BTreeMap<String, String>,
-    /// Whether Firehose rotates the index (today: never, `NoRotation`).
-    pub rotates: bool,
     /// The Dashboards (Kibana) index pattern over the index, so the data shows on a time line
     /// and a map right after the first delivery.
     pub index_pattern: IndexPattern,
@@ -80,7 +76,6 @@ pub struct Live {
     /// The string entries of `_meta`.
     pub tags: Tags,
     /// The index pattern with the id pipectl gives it, if it exists: (title, time field).
-    #[serde(default)]
     pub index_pattern: Option<(String, Option<String>)>,
     /// Dashboards did not answer for the index pattern (it may be down during an upgrade, AWS
     /// says): why. The plan shows the pattern as still to write instead of failing.
@@ -103,7 +98,6 @@ pub enum Op {
         check_owner: bool,
         /// The domain's access policy changes earlier in this apply: a refusal by the policy is
         /// tried again for a while (a bounded number of polls) before it fails the step.
-        #[serde(default)]
         await_access: bool,
         /// What the index pattern needs, as read.
         pattern: PatternWrite,
@@ -135,12 +129,33 @@ impl PatternWrite {
     }
 }
 
+impl Live {
+    /// A template the domain refuses to show: nothing is known of it but why.
+    pub fn unreadable(domain: &str, name: &str, why: String) -> Live {
+        Live {
+            name: name.to_string(),
+            domain: domain.to_string(),
+            index_patterns: vec![],
+            priority: None,
+            dynamic: None,
+            fields: BTreeMap::new(),
+            other_mapping: BTreeMap::new(),
+            settings: BTreeMap::new(),
+            composed_of: vec![],
+            tags: Tags::new(),
+            index_pattern: None,
+            index_pattern_unknown: None,
+            unreadable: Some(why),
+        }
+    }
+}
+
 /// `<domain>/<template>`: the id of a template names the domain it lives in.
 pub fn id_name(domain: &str, template: &str) -> String {
     format!("{domain}/{template}")
 }
 
-fn split(id_name: &str) -> (&str, &str) {
+pub fn split(id_name: &str) -> (&str, &str) {
     id_name.split_once('/').unwrap_or(("", id_name))
 }
 
@@ -162,7 +177,6 @@ impl Desired {
         Desired {
             name: index.to_string(),
             domain: domain.to_string(),
-            index: index.to_string(),
             index_patterns: vec![index.to_string(), format!("{index}-*")],
             priority: PRIORITY,
             dynamic: schema_mapping["dynamic"].as_str().unwrap_or("strict").to_string(),
@@ -176,9 +190,8 @@ impl Desired {
                 // cluster stays yellow.
                 ("index.number_of_replicas".into(), if nodes > 1 { "1" } else { "0" }.into()),
             ]),
-            rotates: false,
             index_pattern: IndexPattern {
-                id: format!("pipectl-{index}"),
+                id: pattern_id(index),
                 // The template's own patterns: `<index>*` would also cover another pipeline's
                 // `<index>s`.
                 title: format!("{index},{index}-*"),
@@ -377,10 +390,9 @@ pub fn diff(want: &Desired, have: &Live) -> Vec<Change> {
             out.push(Change::new(&format!("settings.{k}"), h, w));
         }
     }
-    let want_pattern = (want.index_pattern.title.clone(), want.index_pattern.time_field.clone());
     if let Some(why) = &have.index_pattern_unknown {
         out.push(Change::new("dashboards.index_pattern", format!("unknown: {why}"), pattern_view(&want.index_pattern)));
-    } else if have.index_pattern.as_ref() != Some(&want_pattern) {
+    } else if PatternWrite::between(&want.index_pattern, &have.index_pattern) != PatternWrite::Keep {
         let before = have.index_pattern.as_ref().map(|(t, f)| json!({ "title": t, "time_field": f }));
         out.push(Change::new("dashboards.index_pattern", before, pattern_view(&want.index_pattern)));
     }
@@ -447,9 +459,9 @@ pub async fn read(aws: &Aws, id_name: &str) -> Result<Option<Live>, AwsError> {
                 (a["title"].as_str().unwrap_or_default().to_string(), a["timeFieldName"].as_str().map(str::to_string))
             })
         }
-        // Dashboards down or refusing: the template (what the pipeline needs) is still planned.
-        Err(e) if e.is_transient() || e.is(ErrorClass::Denied) => live.index_pattern_unknown = Some(e.to_string()),
-        Err(e) => return Err(e),
+        // Dashboards down, refusing or answering oddly: the template (what the pipeline needs)
+        // is still planned, the pattern shown as unknown.
+        Err(e) => live.index_pattern_unknown = Some(e.to_string()),
     }
     Ok(Some(live))
 }
@@ -467,24 +479,7 @@ async fn read_template(aws: &Aws, id_name: &str) -> Result<Option<(Domain, Live)
         // The template cannot be read: the plan shows why (a conflict), and nothing is done
         // to it blind.
         Err(e) if e.is(ErrorClass::Denied) => {
-            return Ok(Some((
-                dom,
-                Live {
-                    name: name.to_string(),
-                    domain: domain.to_string(),
-                    index_patterns: vec![],
-                    priority: None,
-                    dynamic: None,
-                    fields: BTreeMap::new(),
-                    other_mapping: BTreeMap::new(),
-                    settings: BTreeMap::new(),
-                    composed_of: vec![],
-                    tags: Tags::new(),
-                    index_pattern: None,
-                    index_pattern_unknown: None,
-                    unreadable: Some(format!("cannot read the index template: {e}")),
-                },
-            )))
+            return Ok(Some((dom, Live::unreadable(domain, name, format!("cannot read the index template: {e}")))))
         }
         Err(e) => return Err(e),
     };
@@ -535,18 +530,24 @@ pub async fn discover(aws: &Aws, stack: &str, domains: &[String]) -> Result<Vec<
 /// mapping it has, and, without index rotation, Firehose keeps writing to it.
 pub async fn note(aws: &Aws, d: &Desired) -> Result<Option<String>, AwsError> {
     let Some(dom) = reach(aws, &d.domain).await? else { return Ok(None) };
-    let expr: Vec<String> = d
-        .index_patterns
-        .iter()
-        .map(|p| percent_encoding::utf8_percent_encode(p, crate::aws::search::SEGMENT).to_string().replace("%2A", "*"))
-        .collect();
-    let q = format!("/{}/_mapping?ignore_unavailable=true&allow_no_indices=true", expr.join(","));
+    let q = mapping_path(&d.index_patterns);
     let reply = match aws.domain(Call::new("search:GetMapping", &d.id_name(), &dom.base, "GET", &q)).await {
         Ok(r) => r,
         Err(e) if e.is(ErrorClass::Denied) || e.is(ErrorClass::NotFound) => return Ok(None),
         Err(e) => return Err(e),
     };
     Ok(existing_indices_note(d, &reply.body))
+}
+
+/// `GET <patterns>/_mapping` for the existing indices a template covers: each pattern
+/// percent-encoded but for its `*` wildcards, joined with literal commas (the multi-target
+/// syntax), missing ones ignored.
+pub fn mapping_path(patterns: &[String]) -> String {
+    let expr: Vec<String> = patterns
+        .iter()
+        .map(|p| percent_encoding::utf8_percent_encode(p, crate::aws::search::SEGMENT).to_string().replace("%2A", "*"))
+        .collect();
+    format!("/{}/_mapping?ignore_unavailable=true&allow_no_indices=true", expr.join(","))
 }
 
 /// The note for the indices in a `GET <patterns>/_mapping` answer whose mapping differs from
@@ -575,15 +576,13 @@ pub fn existing_indices_note(d: &Desired, mappings: &Value) -> Option<String> {
     if parts.is_empty() {
         return None;
     }
-    let after = if d.rotates {
-        "documents get the template's mapping from the next rotation on".to_string()
-    } else {
-        format!(
-            "Firehose writes to {} without rotation, so the template takes effect only once that index is \
-             reindexed into a new one or deleted (its documents are lost then)",
-            d.index
-        )
-    };
+    // The delivery stream is configured with IndexRotationPeriod NoRotation (see delivery.rs):
+    // no new index is ever created by itself.
+    let after = format!(
+        "Firehose writes to {} without rotation, so the template takes effect only once that index is \
+         reindexed into a new one or deleted (its documents are lost then)",
+        d.name
+    );
     Some(format!(
         "existing indices keep the mapping they were created with (a template applies to new indices only): {}; {after}",
         parts.join("; ")

@@ -312,7 +312,14 @@ fn destroy_deletes_owned_in_reverse_order_and_keeps_full_buckets_unless_purged()
     assert_eq!(p.counts().destroy, 7);
     assert!(p.steps.iter().all(|s| s.id.kind != Kind::IndexTemplate));
     let dom = p.steps.iter().find(|s| s.id.kind == Kind::SearchDomain).unwrap();
-    assert_eq!(dom.note.as_deref(), Some("deleting it deletes what lives in it: index_template.kinesis/crime-data"));
+    assert_eq!(dom.note.as_deref(), Some("what lives in it goes with it: index_template.kinesis/crime-data"));
+    // A destroy does not read inside the domain it deletes: the note comes from the spec.
+    let mut o2 = o.clone();
+    o2.live.remove(&id(Kind::IndexTemplate, "kinesis/crime-data"));
+    o2.discovered.remove(&id(Kind::IndexTemplate, "kinesis/crime-data"));
+    let p2 = build(&T, &d, &o2, DESTROY);
+    let dom2 = p2.steps.iter().find(|s| s.id.kind == Kind::SearchDomain).unwrap();
+    assert_eq!(dom2.note, dom.note);
     assert_eq!(p.steps[0].id.kind, Kind::DeliveryStream);
     assert_eq!(p.steps.last().unwrap().id.kind.rank(), 0);
     let bstep = p.steps.iter().find(|s| s.id.kind == Kind::S3Bucket).unwrap();
@@ -481,4 +488,29 @@ fn a_template_the_domain_refuses_to_show_is_a_conflict_and_is_not_touched() {
     assert_eq!(p.steps[0].action, Action::Update);
     assert_eq!(p.steps[0].changes[0].attr, "mappings.location");
     assert_eq!(p.steps[0].require_owner.as_deref(), Some("crime-data"));
+}
+
+#[test]
+fn a_replaced_domain_takes_a_dropped_template_along() {
+    let d = desired();
+    let mut o = all_live(&d);
+    // The domain is replaced (a downgrade) and another pipeline's old template is still in it.
+    let Live::SearchDomain(x) = live_mut(&mut o, &id(Kind::SearchDomain, "kinesis")) else { panic!() };
+    x.engine = "OpenSearch_2.15".into();
+    let mut old = converged(d.iter().find(|x| x.id().kind == Kind::IndexTemplate).unwrap());
+    if let Live::IndexTemplate(t) = &mut old {
+        t.name = "old-index".into();
+    }
+    let old_id = id(Kind::IndexTemplate, "kinesis/old-index");
+    o.live.insert(old_id.clone(), Some(old));
+    o.discovered.insert(old_id.clone());
+    let p = build(&T, &d, &o, APPLY);
+    // No delete step racing the replacement: the old template goes with the old domain, and
+    // the spec's template is created in the new one.
+    assert!(p.steps.iter().all(|s| s.id != old_id), "{}", render::text(&p));
+    let dom = p.steps.iter().find(|s| s.id.kind == Kind::SearchDomain).unwrap();
+    assert_eq!(dom.action, Action::Replace);
+    assert_eq!(dom.note.as_deref(), Some("what lives in it goes with it: index_template.kinesis/old-index"));
+    let t = p.steps.iter().find(|s| s.id == id(Kind::IndexTemplate, "kinesis/crime-data")).unwrap();
+    assert_eq!(t.action, Action::Create);
 }

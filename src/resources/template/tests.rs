@@ -177,6 +177,16 @@ fn ids_name_the_domain() {
     assert_eq!(split("kinesis/crime-data"), ("kinesis", "crime-data"));
     assert_eq!(path("crime data"), "/_index_template/crime%20data");
     assert_eq!(path("crime-data_2.x"), "/_index_template/crime-data_2.x");
+    // The multi-target path: commas and wildcards literal (as opensearch-py sends them; SigV4
+    // encodes them in the canonical request on both sides), anything else escaped.
+    assert_eq!(
+        mapping_path(&d.index_patterns),
+        "/crime-data,crime-data-*/_mapping?ignore_unavailable=true&allow_no_indices=true"
+    );
+    assert_eq!(
+        mapping_path(&["a b".to_string(), "c+d-*".to_string()]),
+        "/a%20b,c%2Bd-*/_mapping?ignore_unavailable=true&allow_no_indices=true"
+    );
 }
 
 #[test]
