@@ -465,7 +465,11 @@ async fn a_domain_that_refuses_us_gives_a_clear_error_and_the_fix_works() {
     let out = m.pipectl(&["apply", "-f", &spec2, "--yes", "--artifacts", &art]).ok();
     assert!(out.stderr.contains("the domain does not admit us yet after its policy change"), "{}", out.stderr);
     assert!(out.stdout.contains("~ index_template.kinesis/crime-data"), "{}", out.stdout);
-    assert!(out.stdout.contains("it is written after search_domain.kinesis's access policy change in this plan"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("it is written after search_domain.kinesis's access policy change in this plan"),
+        "{}",
+        out.stdout
+    );
     assert!(out.stdout.contains("~ search_domain.kinesis"), "{}", out.stdout);
     m.pipectl(&["plan", "-f", &spec2, "--detailed-exitcode", "--artifacts", &art]).code(0);
     assert!(m.search_state()["kinesis"]["templates"]["crime-data"].is_object());
