@@ -6,6 +6,9 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     match pipectl::cli::run() {
         Ok(code) => code,
+        // The reader went away (`pipectl invoke … --json | head`): a normal end for a command
+        // whose output is being read, as for any Unix filter.
+        Err(e) if pipectl::cli::is_broken_pipe(e.as_ref()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("{}", pipectl::cli::render_error(e.as_ref()));
             ExitCode::from(1)

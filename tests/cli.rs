@@ -178,3 +178,28 @@ fn standalone_producer_takes_the_same_options() {
         assert!(out.stdout.contains(opt), "{opt} missing from:\n{}", out.stdout);
     }
 }
+
+/// A reader that stops early (`pipectl invoke … --json | head -1`) ends the command quietly with
+/// status 0, as for any Unix filter; no panic on the broken pipe.
+#[test]
+fn invoke_output_piped_into_a_reader_that_stops_early() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let csv = common::data_csv();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pipectl"))
+        .args(["invoke", "-f", "stacks/crime-data.yaml", "--pipeline", "crime", "--json", "--csv"])
+        .arg(&csv)
+        .current_dir(common::root())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    assert!(first.starts_with("{\"crime_time\""), "{first}");
+    // The reader is gone (dropped above); the rest of the 7,584 documents meet a closed pipe.
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+}

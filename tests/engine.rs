@@ -478,3 +478,54 @@ async fn a_domain_that_refuses_us_gives_a_clear_error_and_the_fix_works() {
     assert!(log.iter().any(|e| e["status"] == 403));
     assert!(log.iter().all(|e| e["signature_ok"] == true), "{log:?}");
 }
+
+/// One schema drives the transform and the index: the documents the transform makes from the
+/// article's rows are all accepted by the index the template creates (strict mapping: no field
+/// it does not know; `geo_point` and dates parse), posted as Firehose would post them.
+#[tokio::test(flavor = "multi_thread")]
+async fn transformed_documents_fit_the_index_template() {
+    let m = Moto::start();
+    let dir = Scratch::new("fit");
+    let spec = dir.write("stack.yaml", &common::stack_text("crime-data.yaml"));
+    let art = artifacts();
+    m.pipectl(&["apply", "-f", &spec, "--yes", "--artifacts", &art]).ok();
+    let csv = common::data_csv();
+    let out = m.pipectl(&["invoke", "-f", &spec, "--pipeline", "crime", "--json", "--csv", csv.to_str().unwrap()]).ok();
+    let docs: Vec<Value> =
+        out.stdout.lines().filter(|l| l.starts_with('{')).map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(docs.len() > 7000, "{} documents", docs.len());
+    // Every 8th document (all kinds of rows, ~950 requests), eight at a time.
+    let aws = Arc::new(m.aws().await);
+    let base = Arc::new(m.search_endpoint());
+    let sample: Vec<Value> = docs.into_iter().step_by(8).collect();
+    let sent = sample.len();
+    let next = Arc::new(AtomicUsize::new(0));
+    let sample = Arc::new(sample);
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let (aws, base, next, sample) = (aws.clone(), base.clone(), next.clone(), sample.clone());
+        workers.spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                let Some(doc) = sample.get(i) else { return };
+                let r = aws
+                    .domain(Call::new("test:IndexDocument", "crime-data", &base, "POST", "/crime-data/_doc").body(doc))
+                    .await;
+                if let Err(e) = r {
+                    panic!("document {doc} refused: {e}");
+                }
+            }
+        });
+    }
+    while let Some(w) = workers.join_next().await {
+        w.unwrap();
+    }
+    let state = m.search_state();
+    let index = &state["kinesis"]["indices"]["crime-data"];
+    assert_eq!(index["docs"], sent, "{index}");
+    let props = &index["mappings"]["properties"];
+    assert_eq!(props["location"]["type"], "geo_point");
+    assert_eq!(props["crime_time"]["type"], "date");
+    assert_eq!(props["district"]["type"], "long");
+    assert_eq!(props.as_object().unwrap().len(), 11, "no field was added dynamically: {props}");
+}

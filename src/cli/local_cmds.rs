@@ -197,7 +197,7 @@ pub fn invoke(a: InvokeArgs) -> CliResult {
         for f in &outcome.failures {
             // Row numbers count data rows from 1; the file line is one more (the header).
             let r = rows[f.position];
-            println!("row {r} (line {}): failed: {}", r + 1, f.reason);
+            super::out_line(format_args!("row {r} (line {}): failed: {}", r + 1, f.reason))?;
         }
         if outcome.oversize.is_some() {
             eprintln!("rows {}-{}: {outcome}", rows[0], rows[rows.len() - 1]);
@@ -211,7 +211,7 @@ pub fn invoke(a: InvokeArgs) -> CliResult {
             for rec in v["records"].as_array().into_iter().flatten() {
                 if rec["result"] == transform::RESULT_OK {
                     let doc = base64::engine::general_purpose::STANDARD.decode(rec["data"].as_str().unwrap_or(""))?;
-                    println!("{}", String::from_utf8_lossy(&doc));
+                    super::out_line(String::from_utf8_lossy(&doc))?;
                 }
             }
         }
@@ -228,7 +228,7 @@ pub fn invoke(a: InvokeArgs) -> CliResult {
                 rows.push(row);
             }
             Err(e) => {
-                println!("row {row} (line {}): failed: {e}", row + 1);
+                super::out_line(format_args!("row {row} (line {}): failed: {e}", row + 1))?;
                 failed += 1;
             }
         }

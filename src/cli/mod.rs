@@ -117,6 +117,18 @@ pub fn run() -> CliResult {
     }
 }
 
+/// One line of a command's streamed output on stdout. Unlike `println!` (which panics), a
+/// reader that went away is an error the caller returns (see `is_broken_pipe`).
+pub fn out_line(line: impl std::fmt::Display) -> std::io::Result<()> {
+    use std::io::Write;
+    writeln!(std::io::stdout().lock(), "{line}")
+}
+
+/// Whether `e` says stdout's reader went away.
+pub fn is_broken_pipe(e: &(dyn Error + 'static)) -> bool {
+    e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+}
+
 pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build()
 }
