@@ -2076,6 +2076,19 @@ def _so_render(obj: dict) -> dict:
             "references": copy.deepcopy(obj["references"]), "migrationVersion": dict(obj["migrationVersion"])}
 
 
+def _so_payload(body: bytes) -> Any:
+    """A saved-object write's body (create and update validate it alike: routes/create.ts,
+    update.ts): the parsed JSON, or the 400 to answer."""
+    try:
+        payload = json.loads(body or b"null")
+    except ValueError:
+        return _boom(400, "Invalid request payload JSON format")
+    if not isinstance(payload, dict) or not isinstance(payload.get("attributes"), dict):
+        got = "undefined" if not isinstance(payload, dict) or "attributes" not in payload else type(payload["attributes"]).__name__
+        return _boom(400, f"[request body.attributes]: expected value of type [object] but got [{got}]")
+    return payload
+
+
 def saved_objects(dd: DomainData, engine: Engine, method: str, rest: str, query: dict, headers: dict, body: bytes) -> Resp:
     """POST/GET/PUT/DELETE <dashboards>/api/saved_objects/<type>/<id> (OpenSearch Dashboards
     src/core/server/saved_objects/routes/{create,get,update,delete}.ts; SavedObjectsErrorHelpers:
@@ -2096,13 +2109,9 @@ def saved_objects(dd: DomainData, engine: Engine, method: str, rest: str, query:
     if method == "POST":
         if len(parts) > 2:
             return _boom(404, "Not Found")
-        try:
-            payload = json.loads(body or b"null")
-        except ValueError:
-            return _boom(400, "Invalid request payload JSON format")
-        if not isinstance(payload, dict) or not isinstance(payload.get("attributes"), dict):
-            got = "undefined" if not isinstance(payload, dict) or "attributes" not in payload else type(payload["attributes"]).__name__
-            return _boom(400, f"[request body.attributes]: expected value of type [object] but got [{got}]")
+        payload = _so_payload(body)
+        if isinstance(payload, Resp):
+            return payload
         if sid is None:
             sid = str(uuid.uuid1())
             key = (stype, sid)
@@ -2140,13 +2149,9 @@ def saved_objects(dd: DomainData, engine: Engine, method: str, rest: str, query:
         obj = dd.saved.get(key)
         if obj is None:
             return _boom(404, f"Saved object [{stype}/{sid}] not found")
-        try:
-            payload = json.loads(body or b"null")
-        except ValueError:
-            return _boom(400, "Invalid request payload JSON format")
-        if not isinstance(payload, dict) or not isinstance(payload.get("attributes"), dict):
-            got = "undefined" if not isinstance(payload, dict) or "attributes" not in payload else type(payload["attributes"]).__name__
-            return _boom(400, f"[request body.attributes]: expected value of type [object] but got [{got}]")
+        payload = _so_payload(body)
+        if isinstance(payload, Resp):
+            return payload
         dd.kibana_seq += 1
         obj["attributes"].update(copy.deepcopy(payload["attributes"]))
         if "references" in payload:
