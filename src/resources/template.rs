@@ -3,7 +3,8 @@
 //! with its type, `geo_point` locations, dates in the format the transform writes, the arrival
 //! time — and the index settings, for the pipeline's index and any rotation of it (`index-*`).
 //! Without it the domain maps documents dynamically: a location becomes two floats (no map),
-//! integers and keywords are guessed.
+//! integers and keywords are guessed. With it goes the Dashboards (Kibana) index pattern over
+//! the same indices, so the data shows on a time line and a map.
 //!
 //! It lives inside the domain, reached with signed HTTPS (`aws::search`), so its id is
 //! `index_template.<domain>/<template>`. Templates carry no AWS tags: ownership is the stack
