@@ -73,7 +73,8 @@ pub async fn observe(aws: &Aws, stack: &str, ids: &[ResourceId], inside: bool) -
         .await
         .expect("discovery task does not panic")
         .map_err(|source| EngineError::Discover { stack: stack.to_string(), source })?;
-    observed.discovered.extend(found);
+    observed.discovered.extend(found.ids);
+    observed.unlisted = found.unlisted;
     let wanted: BTreeSet<&ResourceId> = ids.iter().collect();
     for id in observed.discovered.iter().filter(|id| !wanted.contains(id)) {
         spawn_read(&mut reads, aws, id);

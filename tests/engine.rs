@@ -455,6 +455,8 @@ async fn a_domain_that_refuses_us_gives_a_clear_error_and_the_fix_works() {
         "{}",
         out.stdout
     );
+    // ... and says it could not look for templates of dropped pipelines either.
+    assert!(out.stdout.contains("? search_domain.kinesis  (not seen)"), "{}", out.stdout);
 
     // The fix the message names: the caller's address in allow_ips.
     let fixed = text.replace("[\"1.1.1.1/32\"]", &format!("[\"1.1.1.1/32\", \"{}/32\"]", common::SEARCH_CLIENT_IP));

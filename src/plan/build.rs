@@ -18,6 +18,9 @@ pub struct Observed {
     pub live: BTreeMap<ResourceId, Option<Live>>,
     /// Resources found by their ownership tag (whether or not the spec still names them).
     pub discovered: BTreeSet<ResourceId>,
+    /// Containers that would not list what lives in them (a domain refusing to list its index
+    /// templates), with why: what the stack dropped from the spec there cannot be found.
+    pub unlisted: Vec<(ResourceId, String)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +76,7 @@ pub fn build(t: &Target<'_>, desired: &[Desired], observed: &Observed, opts: Opt
     let mut conflicts = Vec::new();
     let mut left_alone = Vec::new();
     let mut kept = Vec::new();
+    let mut warnings = Vec::new();
     let wanted: BTreeSet<ResourceId> = desired.iter().map(Desired::id).collect();
     let live_of = |id: &ResourceId| observed.live.get(id).and_then(Option::as_ref);
     // Containers whose access policy this plan changes (see `contained`).
@@ -184,6 +188,14 @@ pub fn build(t: &Target<'_>, desired: &[Desired], observed: &Observed, opts: Opt
                     ops,
                 });
             }
+            for (container, why) in &observed.unlisted {
+                warnings.push(Conflict {
+                    id: container.clone(),
+                    message: format!(
+                        "{container} would not list what lives in it ({why}): anything of this stack there that the spec no longer names cannot be found, and is not deleted"
+                    ),
+                });
+            }
             for id in &observed.discovered {
                 if wanted.contains(id) {
                     continue;
@@ -239,6 +251,7 @@ pub fn build(t: &Target<'_>, desired: &[Desired], observed: &Observed, opts: Opt
         conflicts,
         left_alone,
         kept,
+        warnings,
         observed: observed.live.iter().map(|(id, l)| (id.to_string(), fingerprint(l.as_ref()))).collect(),
     }
 }

@@ -110,6 +110,9 @@ pub struct Plan {
     /// Resources the stack owns but no longer wants, kept on purpose (why, for display).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub kept: Vec<Conflict>,
+    /// What the plan could not see, for display (it changes nothing the plan does).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<Conflict>,
     /// Fingerprint of the live state of every resource read, to refuse a stale saved plan.
     pub observed: BTreeMap<String, String>,
 }

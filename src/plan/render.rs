@@ -112,6 +112,9 @@ pub fn text(plan: &Plan) -> String {
     for k in &plan.kept {
         let _ = writeln!(o, "\n  = {}  (kept)\n      {}", k.id, k.message);
     }
+    for w in &plan.warnings {
+        let _ = writeln!(o, "\n  ? {}  (not seen)\n      {}", w.id, w.message);
+    }
     if !plan.data_losing_deletes().is_empty() {
         let _ = writeln!(o, "\n  ! apply deletes data-holding resources only with --allow-delete");
     }

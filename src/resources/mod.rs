@@ -530,7 +530,9 @@ fn id_from_arn(arn: &str) -> Option<ResourceId> {
 /// The Tagging API is eventually consistent: a resource tagged seconds ago may be missing.
 /// Resources the spec names are read by name anyway; only a resource dropped from the spec
 /// within that window could be missed by one plan (the next one finds it).
-pub async fn discover(aws: &Aws, stack: &str, inside: bool) -> Result<Vec<ResourceId>, AwsError> {
+/// Also answers the containers that would not show what lives in them, with why (see
+/// `template::discover`).
+pub async fn discover(aws: &Aws, stack: &str, inside: bool) -> Result<Discovered, AwsError> {
     use aws_sdk_resourcegroupstagging::types::TagFilter;
     let filter = TagFilter::builder().key(crate::spec::STACK_TAG).values(stack).build();
     let types: Vec<String> = Kind::ALL.iter().filter_map(|k| k.tagging()).map(|(t, _)| t.to_string()).collect();
@@ -558,17 +560,30 @@ pub async fn discover(aws: &Aws, stack: &str, inside: bool) -> Result<Vec<Resour
         ids.iter().filter(|id| id.kind == Kind::SearchDomain).map(|id| id.name.clone()).collect();
     // `inside`: also what lives inside other resources (see `ResourceId::container`).
     let listed = Kind::ALL.into_iter().filter(|k| k.tagging().is_none());
+    let mut unlisted = Vec::new();
     for kind in listed.filter(|k| inside || !k.lives_inside()) {
         let names = match kind {
             Kind::IamRole => role::discover(aws, stack).await?,
-            Kind::IndexTemplate => template::discover(aws, stack, &domains).await?,
+            Kind::IndexTemplate => {
+                let (names, refused) = template::discover(aws, stack, &domains).await?;
+                unlisted.extend(refused.into_iter().map(|(d, why)| (ResourceId::new(Kind::SearchDomain, d), why)));
+                names
+            }
             _ => unreachable!("only kinds without Tagging API support discover themselves"),
         };
         ids.extend(names.into_iter().map(|n| ResourceId::new(kind, n)));
     }
     ids.sort();
     ids.dedup();
-    Ok(ids)
+    Ok(Discovered { ids, unlisted })
+}
+
+/// What `discover` found: the stack's resources, and the containers that would not list
+/// what lives in them (with why).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Discovered {
+    pub ids: Vec<ResourceId>,
+    pub unlisted: Vec<(ResourceId, String)>,
 }
 
 /// The resource's tags as they are now (the execution-time ownership check); empty when gone.

@@ -500,17 +500,26 @@ pub async fn read_tags(aws: &Aws, id_name: &str) -> Result<Tags, AwsError> {
 }
 
 /// The templates in the stack's domains whose `_meta` says the stack owns them (whether or not
-/// the spec still names them). A domain that refuses us is skipped: the templates the spec names
-/// are read (and their refusal shown) anyway.
-pub async fn discover(aws: &Aws, stack: &str, domains: &[String]) -> Result<Vec<String>, AwsError> {
+/// the spec still names them), and the domains that refused to list theirs (with why): their
+/// dropped templates cannot be found, which the plan says. The templates the spec names are
+/// read (and a refusal shown) anyway.
+pub async fn discover(
+    aws: &Aws,
+    stack: &str,
+    domains: &[String],
+) -> Result<(Vec<String>, Vec<(String, String)>), AwsError> {
     let mut out = Vec::new();
+    let mut unlisted = Vec::new();
     for domain in domains {
         let Some(dom) = reach(aws, domain).await? else { continue };
         let reply =
             match aws.domain(Call::new("search:GetIndexTemplates", domain, &dom.base, "GET", "/_index_template")).await
             {
                 Ok(r) => r,
-                Err(e) if e.is(ErrorClass::Denied) || e.is(ErrorClass::NotFound) => continue,
+                Err(e) if e.is(ErrorClass::Denied) || e.is(ErrorClass::NotFound) => {
+                    unlisted.push((domain.clone(), e.to_string()));
+                    continue;
+                }
                 Err(e) => return Err(e),
             };
         for t in reply.body["index_templates"].as_array().into_iter().flatten() {
@@ -522,7 +531,7 @@ pub async fn discover(aws: &Aws, stack: &str, domains: &[String]) -> Result<Vec<
             }
         }
     }
-    Ok(out)
+    Ok((out, unlisted))
 }
 
 /// What the plan says about indices that already exist when a template is put: a template

@@ -120,11 +120,12 @@ fn all_live(d: &[Desired]) -> Observed {
     Observed {
         live: d.iter().map(|x| (x.id(), Some(converged(x)))).collect(),
         discovered: d.iter().map(Desired::id).collect(),
+        unlisted: vec![],
     }
 }
 
 fn nothing(d: &[Desired]) -> Observed {
-    Observed { live: d.iter().map(|x| (x.id(), None)).collect(), discovered: BTreeSet::new() }
+    Observed { live: d.iter().map(|x| (x.id(), None)).collect(), ..Observed::default() }
 }
 
 const T: Target<'static> = Target { stack: "crime-data", region: "eu-west-1", account: "123456789012" };
@@ -513,4 +514,19 @@ fn a_replaced_domain_takes_a_dropped_template_along() {
     assert_eq!(dom.note.as_deref(), Some("what lives in it goes with it: index_template.kinesis/old-index"));
     let t = p.steps.iter().find(|s| s.id == id(Kind::IndexTemplate, "kinesis/crime-data")).unwrap();
     assert_eq!(t.action, Action::Create);
+}
+
+#[test]
+fn a_domain_that_will_not_list_its_templates_is_said_not_seen() {
+    let d = desired();
+    let mut o = all_live(&d);
+    o.unlisted.push((id(Kind::SearchDomain, "kinesis"), "AccessDenied: refused".into()));
+    let p = build(&T, &d, &o, APPLY);
+    // Nothing to do, nothing blocked, but the plan says what it could not see.
+    assert!(p.is_empty() && p.conflicts.is_empty());
+    assert_eq!(p.warnings.len(), 1);
+    let text = render::text(&p);
+    assert!(text.contains("? search_domain.kinesis  (not seen)"), "{text}");
+    assert!(text.contains("cannot be found, and is not deleted"), "{text}");
+    assert!(text.ends_with("No changes."), "{text}");
 }
