@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use pipectl::producer::{aggregate, shard};
-use pipectl::testkit::{put_records_proxy, serve, Message, PutRecordsHooks};
+use pipectl::testkit::{put_records_proxy, read_stream, serve, Message, PutRecordsHooks};
 use serde_json::{json, Value};
 
 fn main() {
@@ -182,33 +182,6 @@ impl PutRecordsHooks for Limits {
     }
 }
 
-/// Every record in a stream, read back from TRIM_HORIZON.
-async fn read_stream(k: &aws_sdk_kinesis::Client, stream: &str) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    let shards = k.list_shards().stream_name(stream).send().await.unwrap();
-    for s in shards.shards() {
-        let mut it = k
-            .get_shard_iterator()
-            .stream_name(stream)
-            .shard_id(s.shard_id())
-            .shard_iterator_type(aws_sdk_kinesis::types::ShardIteratorType::TrimHorizon)
-            .send()
-            .await
-            .unwrap()
-            .shard_iterator()
-            .map(str::to_string);
-        while let Some(i) = it {
-            let r = k.get_records().shard_iterator(i).limit(10_000).send().await.unwrap();
-            if r.records().is_empty() {
-                break;
-            }
-            out.extend(r.records().iter().map(|x| x.data().as_ref().to_vec()));
-            it = r.next_shard_iterator().map(str::to_string);
-        }
-    }
-    out
-}
-
 /// 60,000 distinct rows on one shard behind the limit proxy, aggregated and plain.
 async fn physical_limit(csv: &std::path::Path) {
     const ROWS: usize = 60_000;
@@ -268,7 +241,7 @@ async fn physical_limit(csv: &std::path::Path) {
         let out = common::run_bin(env!("CARGO_BIN_EXE_pipectl"), &args, &proxy);
         let wall = start.elapsed().as_secs_f64();
         // Read back, de-aggregate, count.
-        let stored = read_stream(&k, "DataStream").await;
+        let stored: Vec<Vec<u8>> = read_stream(&k, "DataStream").await.into_values().flatten().collect();
         let mut counts: HashMap<Vec<u8>, i64> = HashMap::new();
         for w in &want {
             *counts.entry(w.clone()).or_default() -= 1;

@@ -225,3 +225,36 @@ pub async fn put_records_proxy<H: PutRecordsHooks>(upstream: String, hooks: Arc<
     });
     format!("http://{addr}")
 }
+
+/// Every record in a stream, per shard id, read back with GetRecords from TRIM_HORIZON (the
+/// producer's tests and benchmark check what was stored).
+pub async fn read_stream(
+    k: &aws_sdk_kinesis::Client,
+    stream: &str,
+) -> std::collections::BTreeMap<String, Vec<Vec<u8>>> {
+    let shards = k.list_shards().stream_name(stream).send().await.expect("ListShards");
+    let mut out = std::collections::BTreeMap::new();
+    for s in shards.shards() {
+        let mut it = k
+            .get_shard_iterator()
+            .stream_name(stream)
+            .shard_id(s.shard_id())
+            .shard_iterator_type(aws_sdk_kinesis::types::ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .expect("GetShardIterator")
+            .shard_iterator()
+            .map(str::to_string);
+        let mut recs = Vec::new();
+        while let Some(i) = it {
+            let r = k.get_records().shard_iterator(i).limit(10_000).send().await.expect("GetRecords");
+            if r.records().is_empty() {
+                break;
+            }
+            recs.extend(r.records().iter().map(|x| x.data().as_ref().to_vec()));
+            it = r.next_shard_iterator().map(str::to_string);
+        }
+        out.insert(s.shard_id().to_string(), recs);
+    }
+    out
+}

@@ -15,7 +15,7 @@ use std::time::Duration;
 use base64::Engine;
 use common::{Moto, Scratch};
 use pipectl::producer::aggregate;
-use pipectl::testkit::{put_records_proxy, After, Before, PutRecordsHooks};
+use pipectl::testkit::{put_records_proxy, read_stream, After, Before, PutRecordsHooks};
 use serde_json::Value;
 
 async fn create_stream(m: &Moto, name: &str, shards: i32) {
@@ -25,32 +25,7 @@ async fn create_stream(m: &Moto, name: &str, shards: i32) {
 
 /// Every record in the stream, per shard, read back with GetRecords from TRIM_HORIZON.
 async fn read_all(m: &Moto, stream: &str) -> BTreeMap<String, Vec<Vec<u8>>> {
-    let k = aws_sdk_kinesis::Client::new(&m.sdk().await);
-    let shards = k.list_shards().stream_name(stream).send().await.unwrap();
-    let mut out = BTreeMap::new();
-    for s in shards.shards() {
-        let mut it = k
-            .get_shard_iterator()
-            .stream_name(stream)
-            .shard_id(s.shard_id())
-            .shard_iterator_type(aws_sdk_kinesis::types::ShardIteratorType::TrimHorizon)
-            .send()
-            .await
-            .unwrap()
-            .shard_iterator()
-            .map(str::to_string);
-        let mut recs = Vec::new();
-        while let Some(i) = it {
-            let r = k.get_records().shard_iterator(i).limit(10_000).send().await.unwrap();
-            if r.records().is_empty() {
-                break;
-            }
-            recs.extend(r.records().iter().map(|x| x.data().as_ref().to_vec()));
-            it = r.next_shard_iterator().map(str::to_string);
-        }
-        out.insert(s.shard_id().to_string(), recs);
-    }
-    out
+    read_stream(&aws_sdk_kinesis::Client::new(&m.sdk().await), stream).await
 }
 
 /// The user records in the stream, per shard: aggregated records decoded (pipectl's decoder),

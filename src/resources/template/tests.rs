@@ -20,10 +20,6 @@ fn crime() -> Desired {
     Desired::new("kinesis", "crime-data", &schema.index_mapping()["mappings"], Some("crime_time"), 1, tags)
 }
 
-fn live(d: &Desired) -> Live {
-    converged(d)
-}
-
 /// The live template and index pattern right after `Op::Put(d)`.
 pub(crate) fn converged(d: &Desired) -> Live {
     let mut l = parse(&d.domain, &d.name, &as_domain_returns(d)).unwrap();
@@ -60,10 +56,10 @@ fn the_body_carries_the_schemas_types() {
 fn diff_table() {
     let d = crime();
     // Nothing to do: what the domain renders after our PUT.
-    assert!(diff(&d, &live(&d)).is_empty(), "{:?}", diff(&d, &live(&d)));
+    assert!(diff(&d, &converged(&d)).is_empty(), "{:?}", diff(&d, &converged(&d)));
 
     // A field's type changed by hand (drift) and a field added by hand.
-    let mut l = live(&d);
+    let mut l = converged(&d);
     l.fields.insert("district".into(), json!({"type": "keyword"}));
     l.fields.insert("extra".into(), json!({"type": "text"}));
     let c = diff(&d, &l);
@@ -73,7 +69,7 @@ fn diff_table() {
     assert_eq!(c[1].after, Value::Null);
 
     // Settings, priority, patterns, dynamic, composed_of, other mapping parameters.
-    let mut l = live(&d);
+    let mut l = converged(&d);
     l.settings.insert("index.number_of_shards".into(), "5".into());
     l.settings.insert("index.refresh_interval".into(), "30s".into());
     l.priority = Some(0);
@@ -96,17 +92,17 @@ fn diff_table() {
     );
 
     // The index pattern: missing, or with another time field.
-    let mut l = live(&d);
+    let mut l = converged(&d);
     l.index_pattern = None;
     let c = diff(&d, &l);
     assert_eq!(attrs(&c), ["dashboards.index_pattern"]);
     assert_eq!(c[0].after, json!({"title": "crime-data,crime-data-*", "time_field": "crime_time"}));
-    let mut l = live(&d);
+    let mut l = converged(&d);
     l.index_pattern = Some(("crime-data,crime-data-*".into(), Some("load_time".into())));
     assert_eq!(attrs(&diff(&d, &l)), ["dashboards.index_pattern"]);
 
     // Dashboards did not answer: the pattern is shown as still to write, and written.
-    let mut l = live(&d);
+    let mut l = converged(&d);
     l.index_pattern_unknown = Some("HTTP503".into());
     let c = diff(&d, &l);
     assert_eq!(attrs(&c), ["dashboards.index_pattern"]);
@@ -114,7 +110,7 @@ fn diff_table() {
     assert!(matches!(update_op(&d, &l), Op::Put { pattern: PatternWrite::Create, .. }));
 
     // Ownership lives in _meta.
-    let mut l = live(&d);
+    let mut l = converged(&d);
     l.tags.remove("pipectl:stack");
     assert_eq!(attrs(&diff(&d, &l)), ["tags"]);
 }
@@ -197,7 +193,7 @@ fn the_index_pattern_is_written_only_when_it_differs() {
     assert_eq!(PatternWrite::between(want, &Some((want.title.clone(), want.time_field.clone()))), PatternWrite::Keep);
     assert_eq!(PatternWrite::between(want, &Some((want.title.clone(), None))), PatternWrite::Update);
     // A mapping edit leaves a current index pattern alone.
-    let mut l = live(&d);
+    let mut l = converged(&d);
     l.fields.insert("beat".into(), json!({"type": "text"}));
     assert!(matches!(update_op(&d, &l), Op::Put { pattern: PatternWrite::Keep, check_owner: false, .. }));
     assert!(matches!(create_op(&d), Op::Put { pattern: PatternWrite::Create, check_owner: true, .. }));
